@@ -1,0 +1,373 @@
+/* conn.c - one client connection: line framing, ops, backpressure */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "request.h"
+#include "supervisor.h"
+
+/* Stop reading a client whose unread replies pass OUT_HIGH; resume below OUT_LOW. */
+#define OUT_HIGH (8u * 1024 * 1024)
+#define OUT_LOW (1u * 1024 * 1024)
+
+struct conn {
+	struct bufferevent *bev;
+	uid_t uid;
+	int skipping; /* discarding the rest of an over-long line */
+	int paused;   /* reading stopped until the output drains */
+	int closing;  /* free once the output is flushed */
+	int eof;      /* the client shut its sending side: answer, flush, close */
+	int n_requests;
+	struct request_list requests;
+	TAILQ_ENTRY(conn) link;
+};
+
+static void conn_read(struct conn *c);
+
+struct request_list *conn_requests(struct conn *c)
+{
+	return &c->requests;
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+void conn_send_error(struct conn *c, struct json_span id, const struct proto_error *err)
+{
+	struct buf b = {0};
+
+	proto_reply_error(&b, id, err);
+	evbuffer_add(conn_output(c), b.data, b.len);
+	buf_free(&b);
+	conn_reply_sent(c);
+}
+
+void conn_request_added(struct conn *c)
+{
+	c->n_requests++;
+}
+
+void conn_request_removed(struct conn *c)
+{
+	c->n_requests--;
+}
+
+/* After adding output: pause reading while the client is not keeping up. */
+void conn_reply_sent(struct conn *c)
+{
+	if (!c->paused && evbuffer_get_length(conn_output(c)) > OUT_HIGH) {
+		c->paused = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct request *r;
+
+	while ((r = TAILQ_FIRST(&c->requests)))
+		request_free(r);
+	TAILQ_REMOVE(&sv.conns, c, link);
+	sv.n_conns--;
+	bufferevent_free(c->bev);
+	free(c);
+	listener_conn_closed();
+	supervisor_check_idle();
+}
+
+static void reply_simple(struct conn *c, struct json_span id, const char *fields)
+{
+	struct buf b = {0};
+
+	proto_reply_ok_begin(&b, id);
+	buf_adds(&b, fields);
+	buf_adds(&b, "}\n");
+	evbuffer_add(conn_output(c), b.data, b.len);
+	buf_free(&b);
+}
+
+static void add_function(const struct fn_def *d, void *arg)
+{
+	struct buf *b = arg;
+
+	if (b->data[b->len - 1] == '}')
+		buf_addc(b, ',');
+	buf_adds(b, "{\"name\":");
+	buf_add_json_string(b, d->name, strlen(d->name));
+	buf_printf(b, ",\"min_args\":%d,\"max_args\":%d,\"doc\":", d->min_args, d->max_args);
+	buf_add_json_string(b, d->doc, strlen(d->doc));
+	buf_addc(b, '}');
+}
+
+static struct request *find_request(struct conn *c, struct json_span id)
+{
+	struct request *r;
+
+	TAILQ_FOREACH(r, &c->requests, clink)
+	if (r->pr.id.len == id.len && memcmp(r->pr.id.p, id.p, id.len) == 0)
+		return r;
+	return NULL;
+}
+
+/* Answer the ops that need no worker. */
+static void handle_simple_op(struct conn *c, struct proto_request *pr)
+{
+	struct buf b = {0};
+	struct proto_error err;
+	struct request *r;
+
+	switch (pr->op) {
+	case OP_PING:
+		buf_printf(&b, ",\"protocol\":%d,\"version\":\"%s\",\"pid\":%d", PROTO_VERSION,
+		           POOLD_VERSION, (int)getpid());
+		break;
+	case OP_STATUS:
+		buf_adds(&b, ",\"status\":");
+		supervisor_status(&b);
+		break;
+	case OP_FUNCTIONS:
+		buf_adds(&b, ",\"functions\":[");
+		registry_foreach(add_function, &b);
+		buf_adds(&b, "]");
+		break;
+	case OP_CANCEL:
+		r = find_request(c, pr->target);
+		if (!r) {
+			proto_error_set(&err, PROTO_NOT_FOUND, -1,
+			                "no request with id %.*s in flight on this connection",
+			                (int)(pr->target.len > 64 ? 64 : pr->target.len),
+			                pr->target.p);
+			conn_send_error(c, pr->id, &err);
+			return;
+		}
+		request_abort(r, PROTO_CANCELLED, "cancelled by the client");
+		buf_adds(&b, ",\"cancelled\":");
+		buf_add(&b, pr->target.p, pr->target.len);
+		break;
+	default:
+		return;
+	}
+	reply_simple(c, pr->id, b.data);
+	buf_free(&b);
+	conn_reply_sent(c);
+}
+
+static void handle_line(struct conn *c, char *line, size_t len)
+{
+	struct proto_limits lim = {.max_items = sv.opt.max_items,
+	                           .max_timeout_ms = 86400000,
+	                           .default_timeout_ms = sv.opt.timeout_ms};
+	struct proto_request pr;
+	struct proto_error err;
+
+	if (proto_parse_request(line, len, &lim, &pr, &err) < 0)
+		goto fail;
+	if (pr.op != OP_MAP && pr.op != OP_APPLY) {
+		handle_simple_op(c, &pr);
+		proto_request_deinit(&pr);
+		free(line);
+		return;
+	}
+	if (sv.stopping) {
+		proto_error_set(&err, PROTO_SHUTTING_DOWN, -1, "the daemon is stopping");
+		goto fail;
+	}
+	if (find_request(c, pr.id)) {
+		proto_error_set(&err, PROTO_DUPLICATE_ID, -1,
+		                "a request with this id is already in flight on this connection");
+		goto fail;
+	}
+	if (c->n_requests >= sv.opt.max_inflight) {
+		proto_error_set(&err, PROTO_BUSY, -1,
+		                "%d requests already in flight on this connection (--max-inflight)",
+		                c->n_requests);
+		goto fail;
+	}
+	if (sv.items_in_flight + pr.n_items > sv.opt.max_pending_items) {
+		proto_error_set(&err, PROTO_BUSY, -1,
+		                "%llu items already in flight (--max-pending-items); retry later",
+		                (unsigned long long)sv.items_in_flight);
+		goto fail;
+	}
+	request_start(c, line, &pr);
+	return;
+fail:
+	conn_send_error(c, pr.id, &err);
+	proto_request_deinit(&pr);
+	free(line);
+}
+
+static void too_long(struct conn *c)
+{
+	struct proto_error err;
+	struct json_span none = {NULL, 0};
+
+	proto_error_set(&err, PROTO_TOO_LARGE, -1,
+	                "request line longer than %zu bytes (--max-line); discarded",
+	                sv.opt.max_line);
+	conn_send_error(c, none, &err);
+}
+
+/* Take every complete line out of the input buffer and handle it. */
+static void conn_read(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (!c->paused && !c->closing) {
+		size_t eol_len, len;
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		char *line;
+
+		len = evbuffer_get_length(in);
+		if (p.pos < 0 && c->eof && len && !c->skipping && len <= sv.opt.max_line) {
+			p.pos = (ssize_t)len; /* at EOF a last line needs no newline */
+			eol_len = 0;
+		}
+		if (p.pos < 0) {
+			if (c->skipping) {
+				evbuffer_drain(in, len);
+			} else if (len > sv.opt.max_line) {
+				too_long(c);
+				c->skipping = 1;
+				evbuffer_drain(in, len);
+			}
+			return;
+		}
+		len = (size_t)p.pos;
+		if (c->skipping || len > sv.opt.max_line) {
+			if (!c->skipping)
+				too_long(c);
+			c->skipping = 0;
+			evbuffer_drain(in, len + eol_len);
+			continue;
+		}
+		line = malloc(len + 1);
+		if (!line) {
+			log_error("out of memory reading a %zu-byte line", len);
+			c->closing = 1;
+			return;
+		}
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol_len);
+		line[len] = '\0';
+		if (len && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (len == 0) {
+			free(line);
+			continue;
+		}
+		handle_line(c, line, len);
+	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	conn_read(arg);
+}
+
+/* Free c once it has nothing left to say and nobody will ask more. Returns 1 if freed. */
+static int conn_maybe_close(struct conn *c)
+{
+	if ((c->closing || (c->eof && c->n_requests == 0)) &&
+	    evbuffer_get_length(conn_output(c)) == 0) {
+		conn_free(c);
+		return 1;
+	}
+	return 0;
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (conn_maybe_close(c))
+		return;
+	if (c->paused && evbuffer_get_length(conn_output(c)) <= OUT_LOW) {
+		c->paused = 0;
+		if (!c->eof)
+			bufferevent_enable(c->bev, EV_READ);
+		conn_read(c); /* lines already buffered do not fire the read callback */
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	struct pollfd p = {.fd = bufferevent_getfd(bev), .events = POLLIN};
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/*
+	 * EOF alone is a half-close (echo ... | socat): answer what was asked, then
+	 * close. POLLHUP or an error means the client is gone: drop its requests.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && poll(&p, 1, 0) >= 0 &&
+	    !(p.revents & POLLHUP)) {
+		c->eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		conn_read(c);
+		conn_maybe_close(c);
+		return;
+	}
+	if (c->n_requests)
+		log_debug("client left with %d requests in flight; dropping them", c->n_requests);
+	conn_free(c);
+}
+
+void conn_new(evutil_socket_t fd, uid_t uid)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->bev = bufferevent_socket_new(sv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->uid = uid;
+	TAILQ_INIT(&c->requests);
+	TAILQ_INSERT_TAIL(&sv.conns, c, link);
+	sv.n_conns++;
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+void conn_close_all_flushed(void)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&sv.conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		c->closing = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(conn_output(c)) == 0)
+			conn_free(c);
+	}
+}
+
+void conn_abort_all(enum proto_code code, const char *why)
+{
+	struct conn *c;
+	struct request *r;
+
+	TAILQ_FOREACH(c, &sv.conns, link)
+	while ((r = TAILQ_FIRST(&c->requests)))
+		request_abort(r, code, why);
+}

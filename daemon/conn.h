@@ -1,0 +1,26 @@
+/* conn.h - one client connection: line framing, ops, backpressure */
+#pragma once
+
+#include <event2/event.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+struct conn;
+struct request_list;
+
+/* Take over an accepted socket from a peer with the given uid. */
+void conn_new(evutil_socket_t fd, uid_t uid);
+/* The list of requests in flight on c. */
+struct request_list *conn_requests(struct conn *c);
+struct evbuffer *conn_output(struct conn *c);
+/* Send an error reply line. */
+void conn_send_error(struct conn *c, struct json_span id, const struct proto_error *err);
+/* Bookkeeping hooks called by request.c. */
+void conn_request_added(struct conn *c);
+void conn_request_removed(struct conn *c);
+void conn_reply_sent(struct conn *c);
+/* Answer every request in flight with an error. */
+void conn_abort_all(enum proto_code code, const char *why);
+/* Graceful stop: answer no more requests, close every connection once flushed. */
+void conn_close_all_flushed(void);

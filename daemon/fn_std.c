@@ -1,0 +1,179 @@
+/* fn_std.c - the built-in "std" function set */
+#include "fn_std.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Integer power with overflow and 2^53 checks; floats go through pow(). */
+static int power(struct fn_call *c, int n)
+{
+	double d;
+	int64_t v, r = 1;
+	int is_int, i;
+
+	if (fn_arg_num(c, 0, &d, &is_int, &v) < 0)
+		return -1;
+	if (!is_int)
+		return fn_out_double(c, pow(d, n));
+	for (i = 0; i < n; i++)
+		if (__builtin_mul_overflow(r, v, &r))
+			return fn_fail(c, PROTO_OUT_OF_RANGE, "integer result beyond 2^53");
+	return fn_out_int(c, r);
+}
+
+static int fn_square(struct fn_call *c)
+{
+	return power(c, 2);
+}
+
+static int fn_cube(struct fn_call *c)
+{
+	return power(c, 3);
+}
+
+static int fn_cbrt(struct fn_call *c)
+{
+	double d;
+	int64_t v;
+	int is_int;
+
+	if (fn_arg_num(c, 0, &d, &is_int, &v) < 0)
+		return -1;
+	/* cbrtl rounds to the exact root where one exists: cbrt(27) is 3.0, not 3.0000000000000004
+	 */
+	return fn_out_double(c, (double)cbrtl((long double)d));
+}
+
+static int fn_add(struct fn_call *c)
+{
+	double a, b;
+	int64_t ia, ib, r;
+	int ai, bi;
+
+	if (fn_arg_num(c, 0, &a, &ai, &ia) < 0 || fn_arg_num(c, 1, &b, &bi, &ib) < 0)
+		return -1;
+	if (ai && bi) {
+		if (__builtin_add_overflow(ia, ib, &r))
+			return fn_fail(c, PROTO_OUT_OF_RANGE, "integer result beyond 2^53");
+		return fn_out_int(c, r);
+	}
+	return fn_out_double(c, a + b);
+}
+
+static int fn_echo(struct fn_call *c)
+{
+	return buf_add(c->out, c->argv[0].p, c->argv[0].len);
+}
+
+static void sleep_for_ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int fn_sleep_ms(struct fn_call *c)
+{
+	int64_t ms;
+
+	if (fn_arg_int(c, 0, &ms) < 0)
+		return -1;
+	if (ms < 0 || ms > 86400000)
+		return fn_fail(c, PROTO_OUT_OF_RANGE, "sleep_ms takes 0 to 86400000 ms");
+	sleep_for_ms(ms);
+	return fn_out_int(c, ms);
+}
+
+static int fn_getpid(struct fn_call *c)
+{
+	buf_printf(c->out, "{\"pid\":%d,\"item\":", (int)getpid());
+	buf_add(c->out, c->argv[0].p, c->argv[0].len);
+	return buf_addc(c->out, '}');
+}
+
+static int fn_fail_item(struct fn_call *c)
+{
+	struct buf msg = {0};
+	int r;
+
+	if (json_type(c->argv[0]) == JSON_STRING)
+		json_string_decode(c->argv[0], &msg);
+	else
+		buf_add(&msg, c->argv[0].p, c->argv[0].len);
+	r = fn_fail(c, PROTO_FUNCTION_ERROR, "%s", msg.data ? msg.data : "");
+	buf_free(&msg);
+	return r;
+}
+
+/* A 64-bit mix (splitmix64 steps), kept within 2^53 so the result is exact in JSON. */
+static int fn_spin(struct fn_call *c)
+{
+	int64_t n, i;
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+
+	if (fn_arg_int(c, 0, &n) < 0)
+		return -1;
+	if (n < 0)
+		return fn_fail(c, PROTO_OUT_OF_RANGE, "spin takes a round count >= 0");
+	for (i = 0; i < n; i++) {
+		h += 0x9e3779b97f4a7c15ull;
+		h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+		h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+		h ^= h >> 31;
+	}
+	return fn_out_int(c, (int64_t)(h & ((1ull << 53) - 1)));
+}
+
+/* Test hooks: make the worker die in the ways real code does. */
+static int fn_crash(struct fn_call *c)
+{
+	raise(SIGSEGV);
+	return fn_fail(c, PROTO_INTERNAL, "still alive after SIGSEGV");
+}
+
+static int fn_crash_first(struct fn_call *c)
+{
+	if (c->attempt == 0)
+		raise(SIGSEGV);
+	return buf_add(c->out, c->argv[0].p, c->argv[0].len);
+}
+
+static int fn_abort(struct fn_call *c)
+{
+	abort();
+}
+
+static int fn_exit_worker(struct fn_call *c)
+{
+	int64_t st;
+
+	if (fn_arg_int(c, 0, &st) < 0)
+		return -1;
+	_exit((int)(st & 0xff));
+}
+
+static const struct fn_def defs[] = {
+    {"square", 1, 1, "x*x (exact for integers up to 2^53)", fn_square},
+    {"cube", 1, 1, "x*x*x (exact for integers up to 2^53)", fn_cube},
+    {"cbrt", 1, 1, "cube root of x, as a float", fn_cbrt},
+    {"add", 2, 2, "a+b (use with starmap)", fn_add},
+    {"echo", 1, 1, "returns its argument unchanged (any JSON)", fn_echo},
+    {"sleep_ms", 1, 1, "sleeps ms milliseconds, returns ms", fn_sleep_ms},
+    {"getpid", 1, 1, "returns {\"pid\":P,\"item\":x}: which worker ran x", fn_getpid},
+    {"fail", 1, 1, "raises function_error with the given message", fn_fail_item},
+    {"spin", 1, 1, "CPU-bound: n rounds of integer mixing, returns the hash", fn_spin},
+    {"crash", 1, 1, "test hook: the worker dies of SIGSEGV", fn_crash},
+    {"crash_first", 1, 1, "test hook: SIGSEGV on an item's first attempt, then echo",
+     fn_crash_first},
+    {"abort", 1, 1, "test hook: the worker calls abort()", fn_abort},
+    {"exit_worker", 1, 1, "test hook: the worker exits with the given status", fn_exit_worker},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+const struct fn_set fn_std_set = {"std", defs};

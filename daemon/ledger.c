@@ -1,0 +1,205 @@
+/* ledger.c - every task in the supervisor: where it is, its attempts, its answer */
+#include "ledger.h"
+
+#include <nanomsg/nn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+#include "supervisor.h"
+
+static void task_set_state(struct task *t, enum task_state st)
+{
+	if (t->state == TASK_QUEUED)
+		sv.tasks_queued--;
+	else if (t->state == TASK_SENT)
+		sv.tasks_running--;
+	t->state = st;
+	if (st == TASK_QUEUED)
+		sv.tasks_queued++;
+	else if (st == TASK_SENT)
+		sv.tasks_running++;
+	if (st != TASK_SENT)
+		t->slot = -1;
+}
+
+struct task *ledger_task_new(struct request *req, uint32_t first, uint32_t count)
+{
+	struct task *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->id = ++sv.next_task_id;
+	t->req = req;
+	t->first = first;
+	t->count = count;
+	t->slot = -1;
+	t->state = TASK_DONE;
+	t->first_error = WIRE_NO_ERROR;
+	task_set_state(t, TASK_QUEUED);
+	return t;
+}
+
+static void task_drop_answer(struct task *t)
+{
+	if (t->msg && t->msg_is_nn)
+		nn_freemsg(t->msg);
+	else
+		free(t->msg);
+	t->msg = NULL;
+	free(t->failed);
+	t->failed = NULL;
+}
+
+void ledger_task_free(struct task *t)
+{
+	task_set_state(t, TASK_DONE);
+	task_drop_answer(t);
+	free(t);
+}
+
+void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
+{
+	struct request *r = t->req;
+	uint32_t i;
+
+	task_set_state(t, TASK_DONE);
+	if (!r || m->count == 0) {
+		nn_freemsg(msg);
+		if (!r) {
+			ledger_task_free(t);
+			return;
+		}
+		ledger_task_lost(t, 1, PROTO_INTERNAL, "a worker answered no item");
+		return;
+	}
+	if (m->count < t->count) {
+		/* The worker answered part of the chunk (its result filled a message). */
+		struct task *rest = ledger_task_new(r, t->first + m->count, t->count - m->count);
+
+		if (!rest) {
+			nn_freemsg(msg);
+			request_abort(r, PROTO_INTERNAL, "out of memory");
+			return;
+		}
+		rest->attempts = t->attempts;
+		t->count = m->count;
+		TAILQ_INSERT_AFTER(&r->tasks, t, rest, rlink);
+		TAILQ_INSERT_HEAD(&r->retryq, rest, qlink);
+		request_schedule(r);
+	}
+	t->msg = msg;
+	t->msg_is_nn = 1;
+	t->result = m->payload;
+	t->result_len = m->payload_len;
+	t->first_error = m->first_error;
+	t->n_failed = m->n_errors;
+	if (m->n_errors) {
+		t->failed = malloc(sizeof(*t->failed) * m->n_errors);
+		if (!t->failed) {
+			request_abort(r, PROTO_INTERNAL, "out of memory");
+			return;
+		}
+		for (i = 0; i < m->n_errors; i++)
+			t->failed[i] = wire_error_at(m, i);
+	}
+	sv.items_done += m->count;
+	request_task_done(r, t);
+}
+
+/* Give t its final answer: the error code for its single item. */
+static void task_fail(struct task *t, enum proto_code code, const char *why)
+{
+	struct proto_error e = {.code = code, .index = -1};
+	struct buf b = {0};
+
+	snprintf(e.message, sizeof(e.message), "%s; %u attempt%s", why, t->attempts,
+	         t->attempts == 1 ? "" : "s");
+	buf_adds(&b, "{\"error\":");
+	proto_error_object(&b, &e);
+	buf_addc(&b, '}');
+	task_set_state(t, TASK_DONE);
+	t->result_len = b.len;
+	t->msg = buf_steal(&b, NULL);
+	t->msg_is_nn = 0;
+	t->result = t->msg;
+	t->first_error = 0;
+	t->n_failed = 1;
+	t->failed = calloc(1, sizeof(*t->failed));
+	sv.items_done++;
+	request_task_done(t->req, t);
+}
+
+/*
+ * A chunk that dies as a whole is split into single items, without charging
+ * them: nobody knows which item was guilty, and one poison item must not take
+ * its neighbours down. Single items are then charged for every failure.
+ */
+void ledger_task_lost(struct task *t, int charge, enum proto_code code, const char *why)
+{
+	struct request *r = t->req;
+
+	task_set_state(t, TASK_QUEUED);
+	if (!r) {
+		ledger_task_free(t);
+		return;
+	}
+	if (charge && t->count > 1) {
+		struct task *prev = t;
+		uint32_t i;
+
+		for (i = 1; i < t->count; i++) {
+			struct task *c = ledger_task_new(r, t->first + i, 1);
+
+			if (!c) {
+				request_abort(r, PROTO_INTERNAL, "out of memory");
+				return;
+			}
+			c->attempts = t->attempts;
+			TAILQ_INSERT_AFTER(&r->tasks, prev, c, rlink);
+			TAILQ_INSERT_TAIL(&r->retryq, c, qlink);
+			prev = c;
+		}
+		t->count = 1;
+		TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
+		request_schedule(r);
+		return;
+	}
+	if (charge)
+		t->attempts++;
+	if (charge && t->attempts > r->pr.retries) {
+		task_fail(t, code, why);
+		return;
+	}
+	TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
+	request_schedule(r);
+}
+
+void ledger_dispatch(void)
+{
+	struct request *r;
+	struct task *t;
+	int s;
+
+	while ((r = TAILQ_FIRST(&sv.pending)) && (s = pool_pick()) >= 0) {
+		TAILQ_REMOVE(&sv.pending, r, plink);
+		r->in_pending = 0;
+		t = request_next_task(r);
+		if (!t) {
+			request_abort(r, PROTO_INTERNAL, "out of memory");
+			continue;
+		}
+		if (pool_send(s, t) < 0) {
+			TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
+			request_schedule(r);
+			continue;
+		}
+		task_set_state(t, TASK_SENT);
+		t->slot = s;
+		if (request_has_work(r))
+			request_schedule(r);
+	}
+}

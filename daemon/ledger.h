@@ -1,0 +1,53 @@
+/* ledger.h - every task in the supervisor: where it is, its attempts, its answer */
+#pragma once
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proto.h"
+#include "wire.h"
+
+enum task_state {
+	TASK_QUEUED, /* waiting for a slot */
+	TASK_SENT,   /* held by a slot */
+	TASK_DONE,   /* answered; result kept until the request replies */
+};
+
+struct request;
+
+struct task {
+	uint64_t id;
+	struct request *req; /* NULL once the request is gone (orphan) */
+	uint32_t first;      /* index of the first item */
+	uint32_t count;
+	enum task_state state;
+	int slot;
+	uint32_t attempts; /* failed attempts so far */
+	uint64_t sent_ms;
+	uint32_t timeout_ms; /* per item, copied when sent (orphans keep it) */
+	void *msg;           /* nanomsg result message (nn_freemsg) or malloc'd text */
+	int msg_is_nn;
+	const char *result; /* answered items' values joined by ',' (inside msg) */
+	size_t result_len;
+	uint32_t n_failed;
+	uint32_t *failed; /* indices within the task of failed items (collect mode) */
+	uint32_t first_error;
+	TAILQ_ENTRY(task) rlink; /* the request's tasks, in item order */
+	TAILQ_ENTRY(task) qlink; /* the request's retry queue */
+	TAILQ_ENTRY(task) slink; /* the slot's held tasks, oldest first */
+};
+
+TAILQ_HEAD(task_list, task);
+
+/* A new queued task for items [first, first+count) of req. */
+struct task *ledger_task_new(struct request *req, uint32_t first, uint32_t count);
+void ledger_task_free(struct task *t);
+/* A worker answered t with message m (msg is the nanomsg buffer, taken). */
+void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg);
+/*
+ * The slot holding t lost it. charge: the attempt counts against the task's
+ * retries (it was running when the worker died); code/why describe the failure.
+ */
+void ledger_task_lost(struct task *t, int charge, enum proto_code code, const char *why);
+/* Hand queued tasks to slots with free credit, fairly across requests. */
+void ledger_dispatch(void);

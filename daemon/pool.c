@@ -1,0 +1,565 @@
+/* pool.c - the worker slots: processes, their nanomsg sockets, credit and restarts */
+#include "pool.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "request.h"
+#include "spawn.h"
+#include "supervisor.h"
+
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define KILL_GRACE_MS 2000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define RECV_BATCH 256
+
+enum slot_state { SLOT_STOPPED, SLOT_STARTING, SLOT_READY, SLOT_BACKOFF };
+
+static const char *const state_names[] = {
+    [SLOT_STOPPED] = "stopped",
+    [SLOT_STARTING] = "starting",
+    [SLOT_READY] = "ready",
+    [SLOT_BACKOFF] = "backoff",
+};
+
+struct slot {
+	uint32_t index;
+	uint32_t gen;
+	int sock; /* nanomsg PUSH bound at RUNDIR/w<index>-<gen>.ipc, -1 when none */
+	struct event *ev_snd;
+	pid_t pid;
+	enum slot_state state;
+	int retiring;              /* the coming exit is planned, not a crash */
+	enum proto_code kill_code; /* PROTO_TIMEOUT when we killed it for a timeout */
+	struct task_list held;
+	uint32_t n_held;
+	uint64_t head_started_ms;
+	uint64_t items_done;
+	uint64_t items_this_worker;
+	uint64_t restarts;
+	uint32_t crashes_in_row;
+	struct event *ev_timer; /* handshake deadline or the head task's deadline */
+	struct event *ev_kill;  /* SIGKILL after the grace period */
+	struct event *ev_respawn;
+};
+
+static struct slot *slots;
+static int n_slots;
+static int results_sock = -1;
+static struct event *ev_results;
+static size_t max_msg;
+static int stopping;
+static struct buf head;
+
+static void slot_start(struct slot *s);
+
+size_t pool_max_msg(void)
+{
+	return max_msg;
+}
+
+static void slot_addr(const struct slot *s, char *out, size_t n, int url)
+{
+	snprintf(out, n, "%s%s/w%u-%u.ipc", url ? "ipc://" : "", sv.rundir, s->index, s->gen);
+}
+
+static void slot_close_sock(struct slot *s)
+{
+	char path[128];
+
+	if (s->sock < 0)
+		return;
+	if (s->ev_snd) {
+		event_free(s->ev_snd);
+		s->ev_snd = NULL;
+	}
+	nn_close(s->sock);
+	s->sock = -1;
+	slot_addr(s, path, sizeof(path), 0);
+	unlink(path);
+}
+
+static void slot_kill(struct slot *s, int sig)
+{
+	if (s->pid > 0)
+		kill(s->pid, sig);
+}
+
+static void on_kill_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct slot *s = arg;
+
+	log_warn("worker pid %d did not stop; sending SIGKILL", (int)s->pid);
+	slot_kill(s, SIGKILL);
+}
+
+/* Ask the worker to stop; SIGKILL follows if it is still there after the grace. */
+static void slot_terminate(struct slot *s)
+{
+	struct timeval tv = {KILL_GRACE_MS / 1000, (KILL_GRACE_MS % 1000) * 1000};
+
+	slot_kill(s, SIGTERM);
+	evtimer_add(s->ev_kill, &tv);
+}
+
+static uint32_t task_timeout(const struct task *t)
+{
+	return t->req ? t->req->pr.timeout_ms : t->timeout_ms;
+}
+
+/* (Re)arm the deadline of the task the worker is running now. */
+static void slot_arm_deadline(struct slot *s)
+{
+	struct task *t = TAILQ_FIRST(&s->held);
+	uint64_t ms;
+	struct timeval tv;
+
+	evtimer_del(s->ev_timer);
+	if (!t || !task_timeout(t) || s->kill_code)
+		return;
+	ms = (uint64_t)task_timeout(t) * t->count;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(s->ev_timer, &tv);
+}
+
+static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct slot *s = arg;
+
+	if (s->state == SLOT_STARTING) {
+		log_warn("worker %u (pid %d) did not finish its handshake; killing it", s->index,
+		         (int)s->pid);
+		slot_kill(s, SIGKILL);
+		return;
+	}
+	if (TAILQ_EMPTY(&s->held))
+		return;
+	log_warn("worker %u (pid %d) ran past its timeout; stopping it", s->index, (int)s->pid);
+	s->kill_code = PROTO_TIMEOUT;
+	slot_terminate(s);
+}
+
+static void on_respawn(evutil_socket_t fd, short ev, void *arg)
+{
+	slot_start(arg);
+}
+
+static void on_sndfd(evutil_socket_t fd, short ev, void *arg)
+{
+	struct slot *s = arg;
+
+	event_del(s->ev_snd);
+	ledger_dispatch();
+}
+
+static void slot_start(struct slot *s)
+{
+	char addr[128], a_slot[16], a_gen[16], a_msg[24];
+	char *argv[] = {sv.exe, "--worker", a_slot, a_gen, sv.rundir, a_msg, NULL, NULL};
+	struct timeval tv = {HANDSHAKE_TIMEOUT_MS / 1000, 0};
+	evutil_socket_t fd;
+	size_t fdlen = sizeof(fd);
+	pid_t pid;
+
+	if (stopping)
+		return;
+	s->gen++;
+	s->sock = nn_socket(AF_SP, NN_PUSH);
+	slot_addr(s, addr, sizeof(addr), 1);
+	if (s->sock < 0 || nn_bind(s->sock, addr) < 0)
+		fatal("nanomsg socket %s: %s", addr, nn_strerror(nn_errno()));
+	if (nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_SNDFD, &fd, &fdlen) < 0)
+		fatal("NN_SNDFD: %s", nn_strerror(nn_errno()));
+	s->ev_snd = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_sndfd, s);
+	snprintf(a_slot, sizeof(a_slot), "%u", s->index);
+	snprintf(a_gen, sizeof(a_gen), "%u", s->gen);
+	snprintf(a_msg, sizeof(a_msg), "%zu", max_msg);
+	if (sv.opt.verbose)
+		argv[6] = "-v";
+	pid = spawn_process(argv);
+	if (pid < 0) {
+		log_error("cannot start worker %u: %s", s->index, strerror(-pid));
+		slot_close_sock(s);
+		s->state = SLOT_BACKOFF;
+		tv.tv_sec = BACKOFF_MAX_MS / 1000;
+		evtimer_add(s->ev_respawn, &tv);
+		return;
+	}
+	s->pid = pid;
+	s->state = SLOT_STARTING;
+	s->retiring = 0;
+	s->kill_code = PROTO_OK;
+	s->items_this_worker = 0;
+	evtimer_add(s->ev_timer, &tv);
+	log_debug("worker %u started, pid %d", s->index, (int)pid);
+}
+
+static void send_welcome(struct slot *s)
+{
+	struct wire_msg m = {
+	    .type = WIRE_WELCOME, .slot = s->index, .gen = s->gen, .first_error = WIRE_NO_ERROR};
+
+	wire_encode(&head, &m);
+	if (nn_send(s->sock, head.data, head.len, NN_DONTWAIT) < 0)
+		log_debug("welcome to worker %u not sent: %s", s->index, nn_strerror(nn_errno()));
+}
+
+static void slot_retire_if_due(struct slot *s)
+{
+	if (!sv.opt.max_tasks_per_worker || s->items_this_worker < sv.opt.max_tasks_per_worker ||
+	    s->n_held || s->retiring)
+		return;
+	log_debug("worker %u retires after %llu items", s->index,
+	          (unsigned long long)s->items_this_worker);
+	s->retiring = 1;
+	slot_terminate(s);
+}
+
+static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
+{
+	struct task *t;
+
+	TAILQ_FOREACH(t, &s->held, slink)
+	if (t->id == m->task_id)
+		break;
+	if (!t) {
+		log_debug("worker %u: dropping a result for task %llu (already answered)", s->index,
+		          (unsigned long long)m->task_id);
+		nn_freemsg(msg);
+		return;
+	}
+	TAILQ_REMOVE(&s->held, t, slink);
+	s->n_held--;
+	s->items_done += m->count;
+	s->items_this_worker += m->count;
+	s->crashes_in_row = 0;
+	s->head_started_ms = now_ms();
+	slot_arm_deadline(s);
+	ledger_task_result(t, m, msg);
+	slot_retire_if_due(s);
+}
+
+static void on_results(evutil_socket_t fd, short ev, void *arg)
+{
+	int i;
+
+	for (i = 0; i < RECV_BATCH; i++) {
+		struct wire_msg m;
+		struct slot *s;
+		void *msg;
+		int n = nn_recv(results_sock, &msg, NN_MSG, NN_DONTWAIT);
+
+		if (n < 0) {
+			if (nn_errno() == EINTR)
+				continue;
+			if (nn_errno() != EAGAIN)
+				log_error("receiving results: %s", nn_strerror(nn_errno()));
+			break;
+		}
+		if (wire_decode(msg, (size_t)n, &m) < 0 || m.slot >= (uint32_t)n_slots ||
+		    slots[m.slot].gen != m.gen || slots[m.slot].pid != (pid_t)m.pid) {
+			log_debug("dropping a stale or malformed message (%d bytes)", n);
+			nn_freemsg(msg);
+			continue;
+		}
+		s = &slots[m.slot];
+		switch (m.type) {
+		case WIRE_HELLO:
+			if (s->state == SLOT_STARTING)
+				send_welcome(s);
+			nn_freemsg(msg);
+			break;
+		case WIRE_READY:
+			if (s->state == SLOT_STARTING) {
+				s->state = SLOT_READY;
+				evtimer_del(s->ev_timer);
+				log_debug("worker %u ready", s->index);
+			}
+			nn_freemsg(msg);
+			break;
+		case WIRE_RESULT:
+			handle_result(s, &m, msg);
+			break;
+		default:
+			nn_freemsg(msg);
+		}
+	}
+	ledger_dispatch();
+}
+
+int pool_pick(void)
+{
+	int i, best = -1;
+
+	for (i = 0; i < n_slots; i++) {
+		struct slot *s = &slots[i];
+
+		if (s->state != SLOT_READY || s->retiring || s->kill_code ||
+		    s->n_held >= POOL_CREDIT || event_pending(s->ev_snd, EV_READ, NULL))
+			continue;
+		if (sv.opt.max_tasks_per_worker &&
+		    s->items_this_worker >= sv.opt.max_tasks_per_worker)
+			continue;
+		if (s->n_held == 0)
+			return i;
+		if (best < 0)
+			best = i;
+	}
+	return best;
+}
+
+int pool_send(int idx, struct task *t)
+{
+	struct slot *s = &slots[idx];
+	struct request *r = t->req;
+	const struct json_span *first = &r->pr.items[t->first];
+	const struct json_span *last = &r->pr.items[t->first + t->count - 1];
+	struct wire_msg m = {.type = WIRE_TASK,
+	                     .slot = s->index,
+	                     .gen = s->gen,
+	                     .count = t->count,
+	                     .first_error = WIRE_NO_ERROR,
+	                     .task_id = t->id,
+	                     .attempt = t->attempts,
+	                     .fn = r->fn->name,
+	                     .fn_len = strlen(r->fn->name)};
+	struct nn_iovec iov[4];
+	struct nn_msghdr hdr = {.msg_iov = iov, .msg_iovlen = 4};
+
+	if (r->pr.op == OP_APPLY)
+		m.flags |= WIRE_APPLY;
+	if (r->pr.star)
+		m.flags |= WIRE_STAR;
+	if (r->pr.on_error == ON_ERROR_FAIL)
+		m.flags |= WIRE_FAIL_FAST;
+	wire_encode_head(&head, &m);
+	iov[0].iov_base = head.data;
+	iov[0].iov_len = head.len;
+	iov[1].iov_base = "[";
+	iov[1].iov_len = 1;
+	iov[2].iov_base = (void *)first->p;
+	iov[2].iov_len = (size_t)(last->p + last->len - first->p);
+	iov[3].iov_base = "]";
+	iov[3].iov_len = 1;
+	if (nn_sendmsg(s->sock, &hdr, NN_DONTWAIT) < 0) {
+		int e = nn_errno();
+
+		if (e != EAGAIN)
+			log_warn("sending to worker %u: %s", s->index, nn_strerror(e));
+		event_add(s->ev_snd, NULL);
+		return -EAGAIN;
+	}
+	t->slot = idx;
+	t->sent_ms = now_ms();
+	t->timeout_ms = r->pr.timeout_ms;
+	TAILQ_INSERT_TAIL(&s->held, t, slink);
+	if (++s->n_held == 1) {
+		s->head_started_ms = t->sent_ms;
+		slot_arm_deadline(s);
+	}
+	return 0;
+}
+
+static void describe_exit(const struct slot *s, int status, char *why, size_t n)
+{
+	if (WIFSIGNALED(status))
+		snprintf(why, n, "worker %u (pid %d) was killed by signal %d (SIG%s)", s->index,
+		         (int)s->pid, WTERMSIG(status), sigabbrev_np(WTERMSIG(status)));
+	else
+		snprintf(why, n, "worker %u (pid %d) exited with status %d", s->index, (int)s->pid,
+		         WEXITSTATUS(status));
+}
+
+static void slot_exited(struct slot *s, int status)
+{
+	char why[160];
+	struct task *t, *head_task = TAILQ_FIRST(&s->held);
+	int planned = s->retiring || stopping;
+	enum proto_code code = s->kill_code == PROTO_TIMEOUT ? PROTO_TIMEOUT : PROTO_WORKER_DIED;
+
+	if (code == PROTO_TIMEOUT && head_task)
+		snprintf(why, sizeof(why), "ran past timeout_ms (%u ms per item) on worker %u",
+		         head_task->timeout_ms, s->index);
+	else
+		describe_exit(s, status, why, sizeof(why));
+	if (planned)
+		log_debug("%s", why);
+	else
+		log_warn("%s", why);
+	evtimer_del(s->ev_timer);
+	evtimer_del(s->ev_kill);
+	slot_close_sock(s);
+	s->pid = 0;
+	s->state = SLOT_STOPPED;
+	while ((t = TAILQ_FIRST(&s->held))) {
+		TAILQ_REMOVE(&s->held, t, slink);
+		s->n_held--;
+		ledger_task_lost(t, t == head_task && !s->retiring, code, why);
+	}
+	if (stopping)
+		return;
+	if (!planned) {
+		s->restarts++;
+		s->crashes_in_row++;
+	}
+	if (s->crashes_in_row <= 1) {
+		slot_start(s);
+	} else {
+		uint64_t ms = (uint64_t)BACKOFF_MIN_MS
+		              << (s->crashes_in_row - 2 > 10 ? 10 : s->crashes_in_row - 2);
+		struct timeval tv;
+
+		if (ms > BACKOFF_MAX_MS)
+			ms = BACKOFF_MAX_MS;
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		s->state = SLOT_BACKOFF;
+		evtimer_add(s->ev_respawn, &tv);
+		log_info("worker %u restarts in %llu ms (crash %u in a row)", s->index,
+		         (unsigned long long)ms, s->crashes_in_row);
+	}
+}
+
+void pool_reap(void)
+{
+	pid_t pid;
+	int status, i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < n_slots; i++)
+			if (slots[i].pid == pid)
+				break;
+		if (i < n_slots)
+			slot_exited(&slots[i], status);
+	}
+	ledger_dispatch();
+	supervisor_check_idle();
+}
+
+int pool_init(void)
+{
+	char addr[128];
+	evutil_socket_t fd;
+	size_t fdlen = sizeof(fd);
+	int i, max;
+
+	max_msg = sv.opt.max_line + 65536;
+	max = (int)max_msg;
+	n_slots = sv.opt.workers;
+	results_sock = nn_socket(AF_SP, NN_PULL);
+	snprintf(addr, sizeof(addr), "ipc://%s/r.ipc", sv.rundir);
+	if (results_sock < 0 ||
+	    nn_setsockopt(results_sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
+	    nn_bind(results_sock, addr) < 0 ||
+	    nn_getsockopt(results_sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdlen) < 0) {
+		log_error("result socket %s: %s", addr, nn_strerror(nn_errno()));
+		return -EIO;
+	}
+	ev_results = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_results, NULL);
+	event_add(ev_results, NULL);
+	slots = calloc((size_t)n_slots, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (i = 0; i < n_slots; i++) {
+		struct slot *s = &slots[i];
+
+		s->index = (uint32_t)i;
+		s->sock = -1;
+		TAILQ_INIT(&s->held);
+		s->ev_timer = evtimer_new(sv.base, on_slot_timer, s);
+		s->ev_kill = evtimer_new(sv.base, on_kill_timer, s);
+		s->ev_respawn = evtimer_new(sv.base, on_respawn, s);
+		slot_start(s);
+	}
+	return 0;
+}
+
+void pool_stop(void)
+{
+	int i;
+
+	stopping = 1;
+	for (i = 0; i < n_slots; i++) {
+		evtimer_del(slots[i].ev_respawn);
+		if (slots[i].pid > 0) {
+			slots[i].retiring = 1;
+			slot_terminate(&slots[i]);
+		}
+	}
+}
+
+int pool_all_exited(void)
+{
+	int i;
+
+	for (i = 0; i < n_slots; i++)
+		if (slots[i].pid > 0)
+			return 0;
+	return 1;
+}
+
+void pool_free(void)
+{
+	int i;
+	char path[128];
+
+	stopping = 1;
+	for (i = 0; i < n_slots; i++) {
+		struct slot *s = &slots[i];
+		struct task *t;
+
+		if (s->pid > 0) {
+			slot_kill(s, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+		}
+		while ((t = TAILQ_FIRST(&s->held))) {
+			TAILQ_REMOVE(&s->held, t, slink);
+			ledger_task_lost(t, 0, PROTO_SHUTTING_DOWN, "the daemon stopped");
+		}
+		slot_close_sock(s);
+		event_free(s->ev_timer);
+		event_free(s->ev_kill);
+		event_free(s->ev_respawn);
+	}
+	free(slots);
+	slots = NULL;
+	n_slots = 0;
+	if (ev_results)
+		event_free(ev_results);
+	if (results_sock >= 0)
+		nn_close(results_sock);
+	snprintf(path, sizeof(path), "%s/r.ipc", sv.rundir);
+	unlink(path);
+	buf_free(&head);
+}
+
+void pool_status(struct buf *b)
+{
+	int i;
+
+	buf_adds(b, "[");
+	for (i = 0; i < n_slots; i++) {
+		const struct slot *s = &slots[i];
+		const char *state = state_names[s->state];
+
+		if (s->state == SLOT_READY)
+			state = s->n_held ? "busy" : "idle";
+		buf_printf(b,
+		           "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"tasks_held\":%u,"
+		           "\"items_done\":%llu,\"restarts\":%llu}",
+		           i ? "," : "", i, (int)s->pid, state, s->n_held,
+		           (unsigned long long)s->items_done, (unsigned long long)s->restarts);
+	}
+	buf_adds(b, "]");
+}

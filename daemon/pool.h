@@ -1,0 +1,30 @@
+/* pool.h - the worker slots: processes, their nanomsg sockets, credit and restarts */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "ledger.h"
+
+/* Tasks a slot may hold at once: one running, one waiting in the worker. */
+#define POOL_CREDIT 2
+
+/* Start the result socket and every worker. Returns 0 or -errno. */
+int pool_init(void);
+/* Stop every worker (SIGTERM, SIGKILL after a grace); no respawns from now on. */
+void pool_stop(void);
+/* 1 when no worker process is left. */
+int pool_all_exited(void);
+/* Kill what is left and release everything. */
+void pool_free(void);
+/* Reap exited children (on SIGCHLD). */
+void pool_reap(void);
+/* A ready slot with free credit (idle ones first), or -1. */
+int pool_pick(void);
+/* Send t to slot s: 0, or -EAGAIN when the slot cannot take it now. */
+int pool_send(int s, struct task *t);
+/* Append the "slots" array of the status reply. */
+void pool_status(struct buf *b);
+/* Largest message on any nanomsg socket. */
+size_t pool_max_msg(void);

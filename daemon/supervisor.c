@@ -1,0 +1,193 @@
+/* supervisor.c - the supervisor's state, signals, status and graceful stop */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+
+#define FINISH_POLL_MS 20
+#define FINISH_MAX_MS 5000
+
+struct supervisor sv;
+
+static struct event *ev_sigterm, *ev_sigint, *ev_sigchld, *ev_sighup;
+static struct event *ev_stop_timeout, *ev_finish;
+static int finishing;
+static uint64_t finish_started;
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void supervisor_status(struct buf *b)
+{
+	buf_printf(b,
+	           "{\"version\":\"%s\",\"pid\":%d,\"uptime_ms\":%llu,\"workers\":%d,"
+	           "\"connections\":%d,\"requests\":%u,\"tasks_queued\":%llu,"
+	           "\"tasks_running\":%llu,\"items_done\":%llu,\"stopping\":%s,\"slots\":",
+	           POOLD_VERSION, (int)getpid(), (unsigned long long)(now_ms() - sv.start_ms),
+	           sv.opt.workers, sv.n_conns, sv.n_requests, (unsigned long long)sv.tasks_queued,
+	           (unsigned long long)sv.tasks_running, (unsigned long long)sv.items_done,
+	           sv.stopping ? "true" : "false");
+	pool_status(b);
+	buf_addc(b, '}');
+}
+
+/* Wait for the workers to exit and the replies to flush, then leave the loop. */
+static void on_finish(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = {0, FINISH_POLL_MS * 1000};
+
+	if (!finish_started) {
+		finish_started = now_ms();
+		log_info("all requests answered; stopping workers");
+		conn_close_all_flushed();
+		pool_stop();
+	}
+	pool_reap();
+	if ((pool_all_exited() && sv.n_conns == 0) || now_ms() - finish_started > FINISH_MAX_MS) {
+		event_base_loopbreak(sv.base);
+		return;
+	}
+	evtimer_add(ev_finish, &tv);
+}
+
+/* Runs from the loop, never inside a caller that is walking connections or requests. */
+void supervisor_check_idle(void)
+{
+	struct timeval now = {0, 0};
+
+	if (sv.stopping && sv.n_requests == 0 && !finishing) {
+		finishing = 1;
+		evtimer_add(ev_finish, &now);
+	}
+}
+
+/* --stop-timeout passed: answer what is left with shutting_down. */
+static void on_stop_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warn("stop timeout: failing %u requests still in flight", sv.n_requests);
+	conn_abort_all(PROTO_SHUTTING_DOWN, "the daemon is stopping (--stop-timeout passed)");
+	supervisor_check_idle();
+}
+
+void supervisor_stop(void)
+{
+	struct timeval tv = {sv.opt.stop_timeout_s, 0};
+
+	if (sv.stopping)
+		return;
+	sv.stopping = 1;
+	listener_close();
+	log_info("stopping: %u requests in flight", sv.n_requests);
+	ev_stop_timeout = evtimer_new(sv.base, on_stop_timeout, NULL);
+	ev_finish = evtimer_new(sv.base, on_finish, NULL);
+	evtimer_add(ev_stop_timeout, &tv);
+	supervisor_check_idle();
+}
+
+static void on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	switch (sig) {
+	case SIGCHLD:
+		pool_reap();
+		break;
+	case SIGHUP:
+		log_info("SIGHUP ignored: there is no configuration to reload");
+		break;
+	default:
+		log_info("got SIG%s", sigabbrev_np((int)sig));
+		supervisor_stop();
+	}
+}
+
+static int make_rundir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char tmpl[64];
+
+	if (!tmp || strlen(tmp) > 40)
+		tmp = "/tmp";
+	snprintf(tmpl, sizeof(tmpl), "%s/poold.XXXXXX", tmp);
+	if (!mkdtemp(tmpl))
+		return -errno;
+	snprintf(sv.rundir, sizeof(sv.rundir), "%s", tmpl);
+	return 0;
+}
+
+int supervisor_main(const struct options *opt)
+{
+	ssize_t n;
+	int r;
+
+	sv.opt = *opt;
+	sv.start_ms = now_ms();
+	TAILQ_INIT(&sv.conns);
+	TAILQ_INIT(&sv.pending);
+	log_init("supervisor", opt->verbose);
+	n = readlink("/proc/self/exe", sv.exe, sizeof(sv.exe) - 1);
+	if (n < 0)
+		fatal("readlink /proc/self/exe: %s", strerror(errno));
+	sv.exe[n] = '\0';
+	unsetenv("NOTIFY_SOCKET");
+	signal(SIGPIPE, SIG_IGN);
+	sv.base = event_base_new();
+	if (!sv.base)
+		fatal("event_base_new failed");
+	ev_sigterm = evsignal_new(sv.base, SIGTERM, on_signal, NULL);
+	ev_sigint = evsignal_new(sv.base, SIGINT, on_signal, NULL);
+	ev_sigchld = evsignal_new(sv.base, SIGCHLD, on_signal, NULL);
+	ev_sighup = evsignal_new(sv.base, SIGHUP, on_signal, NULL);
+	event_add(ev_sigterm, NULL);
+	event_add(ev_sigint, NULL);
+	event_add(ev_sigchld, NULL);
+	event_add(ev_sighup, NULL);
+	if ((r = make_rundir()) < 0)
+		fatal("cannot make a runtime directory: %s", strerror(-r));
+	if ((r = pool_init()) < 0) {
+		pool_free();
+		rmdir(sv.rundir);
+		fatal("cannot start the pool: %s", strerror(-r));
+	}
+	if ((r = listener_open(opt->socket_path)) < 0) {
+		pool_free();
+		rmdir(sv.rundir);
+		if (r == -EADDRINUSE)
+			fatal("%s: another poold is already listening there", opt->socket_path);
+		fatal("cannot listen on %s: %s", opt->socket_path, strerror(-r));
+	}
+	log_info("listening on %s with %d workers", opt->socket_path, opt->workers);
+	event_base_dispatch(sv.base);
+
+	listener_close();
+	pool_free();
+	if (rmdir(sv.rundir) < 0)
+		log_warn("cannot remove %s: %s", sv.rundir, strerror(errno));
+	if (ev_stop_timeout)
+		event_free(ev_stop_timeout);
+	if (ev_finish)
+		event_free(ev_finish);
+	event_free(ev_sigterm);
+	event_free(ev_sigint);
+	event_free(ev_sigchld);
+	event_free(ev_sighup);
+	event_base_free(sv.base);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* supervisor.h - the supervisor's state, options and main loop */
+#pragma once
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "buf.h"
+
+struct options {
+	const char *socket_path;
+	int workers;
+	uint32_t timeout_ms;
+	size_t max_line;
+	size_t max_items;
+	uint64_t max_pending_items;
+	int max_connections;
+	int max_inflight;
+	uint64_t max_tasks_per_worker;
+	int stop_timeout_s;
+	int verbose;
+};
+
+struct conn;
+struct request;
+
+struct supervisor {
+	struct event_base *base;
+	struct options opt;
+	char exe[4096];
+	char rundir[64];
+	uint64_t start_ms;
+	int stopping;
+	int n_conns;
+	TAILQ_HEAD(, conn) conns;
+	TAILQ_HEAD(, request) pending; /* requests with tasks waiting for a slot */
+	uint32_t n_requests;
+	uint64_t tasks_queued;
+	uint64_t tasks_running;
+	uint64_t items_done;
+	uint64_t items_in_flight; /* items of all requests not yet answered */
+	uint64_t next_task_id;
+};
+
+extern struct supervisor sv;
+
+/* Milliseconds on the monotonic clock. */
+uint64_t now_ms(void);
+/* Run the daemon until it is stopped; returns the exit status. */
+int supervisor_main(const struct options *opt);
+/* Start a graceful stop (as SIGTERM does). */
+void supervisor_stop(void);
+/* Called when a request or connection ends, to finish a graceful stop. */
+void supervisor_check_idle(void);
+/* Append the status object (without the reply envelope). */
+void supervisor_status(struct buf *b);

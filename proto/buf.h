@@ -1,0 +1,27 @@
+/* buf.h - growable byte buffer */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Make sure at least n more bytes fit; returns 0 or -ENOMEM. */
+int buf_reserve(struct buf *b, size_t n);
+int buf_add(struct buf *b, const void *p, size_t n);
+int buf_adds(struct buf *b, const char *s);
+int buf_addc(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a quoted, escaped JSON string. */
+int buf_add_json_string(struct buf *b, const char *s, size_t n);
+/* Append an integer / a double as JSON (a double always has a '.' or exponent). */
+int buf_add_int(struct buf *b, int64_t v);
+int buf_add_double(struct buf *b, double v);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+/* Hand the data over to the caller (NUL-terminated) and reset the buffer. */
+char *buf_steal(struct buf *b, size_t *len);

@@ -1,0 +1,62 @@
+/* json.h - a strict, allocation-free JSON scanner working on raw text */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Deepest nesting of arrays and objects accepted anywhere. */
+#define JSON_MAX_DEPTH 256
+/* Largest integer carried exactly (2^53, as in IEEE doubles and JavaScript). */
+#define JSON_INT_MAX 9007199254740992LL
+
+enum json_type {
+	JSON_NULL,
+	JSON_FALSE,
+	JSON_TRUE,
+	JSON_NUMBER,
+	JSON_STRING,
+	JSON_ARRAY,
+	JSON_OBJECT,
+};
+
+/* A stretch of raw JSON text: one value, or a string with its quotes. */
+struct json_span {
+	const char *p;
+	size_t len;
+};
+
+struct json_iter {
+	const char *p;
+	const char *end;
+};
+
+/*
+ * Validate exactly one JSON value in [p, end), whitespace allowed around it.
+ * RFC 8259 grammar, strings must be valid UTF-8, nesting at most JSON_MAX_DEPTH.
+ * Returns 0 and the value's span, or -EINVAL with *errmsg and *erroff set.
+ */
+int json_validate(const char *p, const char *end, struct json_span *value, const char **errmsg,
+                  size_t *erroff);
+/* Type of a validated value. */
+enum json_type json_type(struct json_span v);
+/* Start iterating a validated array or object. */
+void json_iter_init(struct json_iter *it, struct json_span v);
+/* Next element of an array: 1 with *elem set, 0 at the end. */
+int json_array_next(struct json_iter *it, struct json_span *elem);
+/* Next member of an object: 1 with *key (quoted) and *val set, 0 at the end. */
+int json_object_next(struct json_iter *it, struct json_span *key, struct json_span *val);
+/* Number of elements of a validated array. */
+size_t json_array_count(struct json_span arr);
+/*
+ * An integer literal (no fraction, no exponent) as int64: 0, -EINVAL when v is
+ * not an integer literal, -ERANGE when |v| > 2^53.
+ */
+int json_int(struct json_span v, int64_t *out);
+/* Any number literal as a double: 0 or -EINVAL when v is not a number. */
+int json_double(struct json_span v, double *out);
+/* 1 when the quoted string v, unescaped, equals s. */
+int json_string_eq(struct json_span v, const char *s);
+/* Unescape the quoted string v into out (NUL-terminated); -EINVAL if not a string. */
+int json_string_decode(struct json_span v, struct buf *out);
