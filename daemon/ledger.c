@@ -134,9 +134,11 @@ static void task_fail(struct task *t, enum proto_code code, const char *why)
 }
 
 /*
- * A chunk that dies as a whole is split into single items, without charging
- * them: nobody knows which item was guilty, and one poison item must not take
- * its neighbours down. Single items are then charged for every failure.
+ * A chunk that dies as a whole is cut in two halves, without charging them:
+ * nobody knows which item was guilty, and one poison item must not take its
+ * neighbours down. Halving finds a poison item in log2(count) steps while
+ * random deaths (a killed worker) leave big chunks big. Single items are
+ * charged for every failure.
  */
 void ledger_task_lost(struct task *t, int charge, enum proto_code code, const char *why)
 {
@@ -148,22 +150,17 @@ void ledger_task_lost(struct task *t, int charge, enum proto_code code, const ch
 		return;
 	}
 	if (charge && t->count > 1) {
-		struct task *prev = t;
-		uint32_t i;
+		uint32_t half = t->count / 2;
+		struct task *c = ledger_task_new(r, t->first + half, t->count - half);
 
-		for (i = 1; i < t->count; i++) {
-			struct task *c = ledger_task_new(r, t->first + i, 1);
-
-			if (!c) {
-				request_abort(r, PROTO_INTERNAL, "out of memory");
-				return;
-			}
-			c->attempts = t->attempts;
-			TAILQ_INSERT_AFTER(&r->tasks, prev, c, rlink);
-			TAILQ_INSERT_TAIL(&r->retryq, c, qlink);
-			prev = c;
+		if (!c) {
+			request_abort(r, PROTO_INTERNAL, "out of memory");
+			return;
 		}
-		t->count = 1;
+		c->attempts = t->attempts;
+		t->count = half;
+		TAILQ_INSERT_AFTER(&r->tasks, t, c, rlink);
+		TAILQ_INSERT_HEAD(&r->retryq, c, qlink);
 		TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
 		request_schedule(r);
 		return;
