@@ -411,7 +411,14 @@ static void slot_exited(struct slot *s, int status)
 		return;
 	if (!planned) {
 		s->restarts++;
-		s->crashes_in_row++;
+		/*
+		 * Back off from code that crashes (signals like SIGSEGV, exit codes,
+		 * our own timeout kills); a worker killed from outside (SIGKILL or
+		 * SIGTERM: an operator, the OOM killer) is replaced at once.
+		 */
+		if (code == PROTO_TIMEOUT || !WIFSIGNALED(status) ||
+		    (WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGTERM))
+			s->crashes_in_row++;
 	}
 	if (s->crashes_in_row <= 1) {
 		slot_start(s);

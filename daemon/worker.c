@@ -13,6 +13,8 @@
 #include "registry.h"
 #include "wire.h"
 
+#define HELLO_FIRST_MS 2
+#define HELLO_FAST_TRIES 20
 #define HELLO_INTERVAL_MS 50
 #define HELLO_GIVE_UP_MS 30000
 
@@ -61,7 +63,7 @@ static void send_simple(struct worker *w, uint16_t type, int flags)
  */
 static void handshake(struct worker *w)
 {
-	int tmo = HELLO_INTERVAL_MS, waited = 0;
+	int tmo = HELLO_FIRST_MS, waited = 0, tries = 0;
 	struct wire_msg m;
 
 	nn_setsockopt(w->pull, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
@@ -74,7 +76,12 @@ static void handshake(struct worker *w)
 		if (n < 0) {
 			if (nn_errno() != ETIMEDOUT && nn_errno() != EINTR)
 				fatal("nn_recv: %s", nn_strerror(nn_errno()));
-			waited += HELLO_INTERVAL_MS;
+			waited += tmo;
+			if (++tries == HELLO_FAST_TRIES) {
+				tmo = HELLO_INTERVAL_MS;
+				nn_setsockopt(w->pull, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
+				              sizeof(tmo));
+			}
 			if (waited > HELLO_GIVE_UP_MS)
 				fatal("no welcome from the supervisor");
 			continue;
