@@ -18,14 +18,17 @@
 /* Stop reading a client whose unread replies pass OUT_HIGH; resume below OUT_LOW. */
 #define OUT_HIGH (8u * 1024 * 1024)
 #define OUT_LOW (1u * 1024 * 1024)
+/* Bytes moved per read or write system call. */
+#define READ_CHUNK (1024 * 1024)
 
 struct conn {
 	struct bufferevent *bev;
 	uid_t uid;
-	int skipping; /* discarding the rest of an over-long line */
-	int paused;   /* reading stopped until the output drains */
-	int closing;  /* free once the output is flushed */
-	int eof;      /* the client shut its sending side: answer, flush, close */
+	int skipping;   /* discarding the rest of an over-long line */
+	int paused;     /* reading stopped until the output drains */
+	int closing;    /* free once the output is flushed */
+	int eof;        /* the client shut its sending side: answer, flush, close */
+	size_t scanned; /* input bytes already searched for a newline */
 	int n_requests;
 	struct request_list requests;
 	TAILQ_ENTRY(conn) link;
@@ -225,11 +228,16 @@ static void conn_read(struct conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	while (!c->paused && !c->closing) {
-		size_t eol_len, len;
-		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		size_t eol_len = 0, len = evbuffer_get_length(in);
+		struct evbuffer_ptr p;
 		char *line;
 
-		len = evbuffer_get_length(in);
+		/* Search only the bytes that arrived since the last call: a 64 MiB line
+		 * comes in thousands of reads and must not be rescanned for each. */
+		if (c->scanned > len || evbuffer_ptr_set(in, &p, c->scanned, EVBUFFER_PTR_SET) < 0)
+			evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
+		p = evbuffer_search_eol(in, &p, &eol_len, EVBUFFER_EOL_LF);
+		c->scanned = p.pos < 0 ? len : 0;
 		if (p.pos < 0 && c->eof && len && !c->skipping && len <= sv.opt.max_line) {
 			p.pos = (ssize_t)len; /* at EOF a last line needs no newline */
 			eol_len = 0;
@@ -242,9 +250,12 @@ static void conn_read(struct conn *c)
 				c->skipping = 1;
 				evbuffer_drain(in, len);
 			}
+			if (c->skipping)
+				c->scanned = 0;
 			return;
 		}
 		len = (size_t)p.pos;
+		c->scanned = 0;
 		if (c->skipping || len > sv.opt.max_line) {
 			if (!c->skipping)
 				too_long(c);
@@ -346,6 +357,8 @@ void conn_new(evutil_socket_t fd, uid_t uid)
 	sv.n_conns++;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+	bufferevent_set_max_single_read(c->bev, READ_CHUNK);
+	bufferevent_set_max_single_write(c->bev, READ_CHUNK);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
