@@ -1,0 +1,388 @@
+/* poolconn.c - libpoolclient's connection: socket, framing, ids, replies, errors */
+#include "poolconn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "json.h"
+
+#define RECV_CHUNK 65536
+#define RBUF_SHRINK (4u << 20)
+
+static const char *const job_codes[] = {"function_error", "type_error", "out_of_range",
+                                        "worker_died",    "timeout",    "result_too_large",
+                                        "cancelled"};
+
+/* Short name of an enum pool_errc value, either sign. */
+const char *pool_errc_name(int code)
+{
+	static const char *const names[] = {"ok",      "connect", "io",      "protocol",
+	                                    "request", "job",     "invalid", "nomem"};
+
+	if (code < 0)
+		code = -code;
+	if (code >= (int)(sizeof(names) / sizeof(names[0])))
+		return "unknown";
+	return names[code];
+}
+
+/* Fill err (printf-style one-line message) and return -code. */
+int poolconn_error(struct pool_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -code;
+	err->code = code;
+	snprintf(err->code_name, sizeof(err->code_name), "%s", pool_errc_name(code));
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	err->index = -1;
+	return -code;
+}
+
+/* The caller's err, or the client's own when the caller passed NULL. */
+static struct pool_error *errp(pool_client *c, struct pool_error *err)
+{
+	return err ? err : &c->lasterr;
+}
+
+/* Copy at most n-1 bytes of s into out, not cutting a UTF-8 sequence, control chars -> ' '. */
+static void copy_text(char *out, size_t n, const char *s, size_t len)
+{
+	size_t i;
+
+	if (len >= n) {
+		len = n - 1;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	for (i = 0; i < len; i++)
+		out[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+	out[len] = '\0';
+}
+
+/* Default socket path as in poold(8): $POOLD_SOCKET, $XDG_RUNTIME_DIR/poold, /run/poold. */
+static int default_path(char *out, size_t n)
+{
+	const char *s = getenv("POOLD_SOCKET");
+
+	if (s && *s)
+		return snprintf(out, n, "%s", s);
+	s = getenv("XDG_RUNTIME_DIR");
+	if (s && *s)
+		return snprintf(out, n, "%s/poold/poold.sock", s);
+	return snprintf(out, n, "/run/poold/poold.sock");
+}
+
+/* connect(2) that survives EINTR by waiting for the connection to finish. */
+static int connect_retry(int fd, const struct sockaddr_un *sa)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		return 0;
+	if (errno != EINTR && errno != EINPROGRESS)
+		return -errno;
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+		return -errno;
+	return -e;
+}
+
+/* Connect to the daemon's Unix socket (default path when socket_path is NULL). */
+pool_client *pool_connect(const char *socket_path, struct pool_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char path[4096];
+	pool_client *c;
+	int r;
+
+	if (!socket_path) {
+		if (default_path(path, sizeof(path)) >= (int)sizeof(path)) {
+			poolconn_error(err, POOL_ECONNECT, "default socket path too long");
+			return NULL;
+		}
+		socket_path = path;
+	}
+	if (!*socket_path || strlen(socket_path) >= sizeof(sa.sun_path)) {
+		poolconn_error(err, POOL_ECONNECT,
+		               "bad socket path (empty or over %zu bytes): %.200s",
+		               sizeof(sa.sun_path) - 1, socket_path);
+		return NULL;
+	}
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		poolconn_error(err, POOL_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->next_id = 1;
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		poolconn_error(err, POOL_ECONNECT, "socket: %s", strerror(errno));
+		free(c);
+		return NULL;
+	}
+	r = connect_retry(c->fd, &sa);
+	if (r < 0) {
+		poolconn_error(err, POOL_ECONNECT, "cannot connect to %.200s: %s", socket_path,
+		               strerror(-r));
+		close(c->fd);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Close the connection and free everything. */
+void pool_close(pool_client *c)
+{
+	if (!c)
+		return;
+	close(c->fd);
+	buf_free(&c->rbuf);
+	buf_free(&c->req);
+	buf_free(&c->tmp);
+	free(c);
+}
+
+/* The connection's file descriptor. */
+int pool_fd(const pool_client *c)
+{
+	return c ? c->fd : -1;
+}
+
+/* Write all of iov[0..n) with MSG_NOSIGNAL, across partial writes and EINTR. */
+static int send_all(pool_client *c, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		size_t left;
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		left = (size_t)w;
+		while (n > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+	}
+	return 0;
+}
+
+/* Drop the line handed out last: move what follows it to the front, shrink a huge buffer. */
+static void rbuf_consume(pool_client *c)
+{
+	struct buf *b = &c->rbuf;
+	size_t left = b->len - c->consumed;
+
+	if (b->cap > RBUF_SHRINK && left < RECV_CHUNK) {
+		struct buf nb = {0};
+
+		if (buf_add(&nb, b->data + c->consumed, left) == 0) {
+			buf_free(b);
+			*b = nb;
+			c->consumed = 0;
+		}
+	}
+	if (c->consumed > 0) {
+		memmove(b->data, b->data + c->consumed, left);
+		b->len = left;
+		b->data[left] = '\0';
+		c->consumed = 0;
+	}
+}
+
+/* Read the next reply line (newline replaced by NUL) into *line. */
+static int read_line(pool_client *c, struct json_span *line, struct pool_error *err)
+{
+	struct buf *b = &c->rbuf;
+	char *nl;
+
+	rbuf_consume(c);
+	for (;;) {
+		ssize_t r;
+
+		nl = b->len > c->scanned ? memchr(b->data + c->scanned, '\n', b->len - c->scanned)
+		                         : NULL;
+		if (nl)
+			break;
+		c->scanned = b->len;
+		if (buf_reserve(b, RECV_CHUNK) < 0)
+			return poolconn_error(err, POOL_ENOMEM, "out of memory reading a reply");
+		r = recv(c->fd, b->data + b->len, b->cap - b->len - 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			c->broken = 1;
+		if (r < 0)
+			return poolconn_error(err, POOL_EIO, "read: %s", strerror(errno));
+		if (r == 0)
+			return poolconn_error(err, POOL_EIO,
+			                      b->len ? "connection closed in the middle of a reply"
+			                             : "connection closed by the daemon");
+		b->len += (size_t)r;
+		b->data[b->len] = '\0';
+	}
+	*nl = '\0';
+	line->p = b->data;
+	line->len = (size_t)(nl - b->data);
+	c->consumed = line->len + 1;
+	c->scanned = 0;
+	return 0;
+}
+
+/* Look up member key of a validated object. */
+int poolconn_get(struct json_span obj, const char *key, struct json_span *val)
+{
+	struct json_iter it;
+	struct json_span k;
+
+	if (json_type(obj) != JSON_OBJECT)
+		return 0;
+	json_iter_init(&it, obj);
+	while (json_object_next(&it, &k, val))
+		if (json_string_eq(k, key))
+			return 1;
+	return 0;
+}
+
+/* Decode the JSON string v into out (size n), truncated, as one line. */
+static void span_text(pool_client *c, struct json_span v, char *out, size_t n)
+{
+	if (json_string_decode(v, &c->tmp) < 0) {
+		copy_text(out, n, v.p, v.len);
+		return;
+	}
+	copy_text(out, n, c->tmp.data, c->tmp.len);
+}
+
+/* Fill err from a protocol error object; the code decides EREQUEST or EJOB. */
+int poolconn_error_from(pool_client *c, struct json_span eo, struct pool_error *err)
+{
+	struct json_span code, msg, idx;
+	int64_t i;
+	size_t k;
+
+	err->code = POOL_EREQUEST;
+	err->index = -1;
+	snprintf(err->code_name, sizeof(err->code_name), "unknown");
+	err->message[0] = '\0';
+	if (poolconn_get(eo, "code", &code) && json_type(code) == JSON_STRING) {
+		span_text(c, code, err->code_name, sizeof(err->code_name));
+		for (k = 0; k < sizeof(job_codes) / sizeof(job_codes[0]); k++)
+			if (strcmp(err->code_name, job_codes[k]) == 0)
+				err->code = POOL_EJOB;
+	}
+	if (poolconn_get(eo, "message", &msg) && json_type(msg) == JSON_STRING)
+		span_text(c, msg, err->message, sizeof(err->message));
+	if (poolconn_get(eo, "index", &idx) && json_int(idx, &i) == 0 && i >= 0 && i <= LONG_MAX)
+		err->index = (long)i;
+	return -err->code;
+}
+
+/* 1 when the reply's id is the request in flight, or null (an error about our line). */
+static int reply_is_ours(const pool_client *c, struct json_span id)
+{
+	int64_t v;
+
+	if (json_type(id) == JSON_NULL)
+		return 1;
+	return json_int(id, &v) == 0 && v == c->cur_id;
+}
+
+/* Read replies until the one for the request in flight; ok:false becomes an error. */
+static int wait_reply(pool_client *c, struct poolconn_reply *rep, struct pool_error *err)
+{
+	struct json_span line = {0}, id, ok, eo;
+	const char *msg;
+	size_t off;
+	int r;
+
+	for (;;) {
+		r = read_line(c, &line, err);
+		if (r < 0)
+			return r;
+		if (json_validate(line.p, line.p + line.len, &rep->obj, &msg, &off) < 0)
+			return poolconn_error(err, POOL_EPROTO,
+			                      "reply is not valid JSON: %s at byte %zu", msg, off);
+		if (json_type(rep->obj) != JSON_OBJECT || !poolconn_get(rep->obj, "id", &id))
+			return poolconn_error(err, POOL_EPROTO,
+			                      "reply is not an object with an id");
+		if (!reply_is_ours(c, id))
+			continue; /* a stale reply to an abandoned request */
+		break;
+	}
+	if (!poolconn_get(rep->obj, "ok", &ok) ||
+	    (json_type(ok) != JSON_TRUE && json_type(ok) != JSON_FALSE))
+		return poolconn_error(err, POOL_EPROTO, "reply has no \"ok\" boolean");
+	rep->ok = json_type(ok) == JSON_TRUE;
+	if (rep->ok)
+		return 0;
+	if (!poolconn_get(rep->obj, "error", &eo) || json_type(eo) != JSON_OBJECT)
+		return poolconn_error(err, POOL_EPROTO, "error reply has no \"error\" object");
+	return poolconn_error_from(c, eo, errp(c, err));
+}
+
+/* Start a request line in c->req with the next id. */
+int poolconn_begin(pool_client *c, const char *op)
+{
+	buf_reset(&c->req);
+	c->cur_id = c->next_id++;
+	if (!op)
+		return buf_printf(&c->req, "{\"id\":%" PRId64, c->cur_id);
+	return buf_printf(&c->req, "{\"id\":%" PRId64 ",\"op\":\"%s\"", c->cur_id, op);
+}
+
+/* Send head + body + tail as one request line and wait for its reply. */
+int poolconn_transact(pool_client *c, const char *body, size_t body_len, const char *tail,
+                      struct poolconn_reply *rep, struct pool_error *err)
+{
+	struct iovec iov[3] = {
+	    {.iov_base = c->req.data, .iov_len = c->req.len},
+	    {.iov_base = (void *)(uintptr_t)body, .iov_len = body_len},
+	    {.iov_base = (void *)(uintptr_t)tail, .iov_len = strlen(tail)},
+	};
+	int r;
+
+	if (c->broken)
+		return poolconn_error(err, POOL_EIO, "the connection failed earlier; reconnect");
+	r = send_all(c, iov, 3);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The daemon may have answered before closing: prefer its reason. */
+		c->broken = 1;
+		return wait_reply(c, rep, err);
+	}
+	if (r < 0) {
+		c->broken = 1;
+		return poolconn_error(err, POOL_EIO, "write: %s", strerror(-r));
+	}
+	return wait_reply(c, rep, err);
+}
