@@ -75,7 +75,8 @@ static void copy_text(char *out, size_t n, const char *s, size_t len)
 	out[len] = '\0';
 }
 
-/* Default socket path as in poold(8): $POOLD_SOCKET, $XDG_RUNTIME_DIR/poold, /run/poold. */
+/* Default socket path as in poold(8): $POOLD_SOCKET, $XDG_RUNTIME_DIR/poold (not for root),
+ * /run/poold. */
 static int default_path(char *out, size_t n)
 {
 	const char *s = getenv("POOLD_SOCKET");
@@ -83,7 +84,7 @@ static int default_path(char *out, size_t n)
 	if (s && *s)
 		return snprintf(out, n, "%s", s);
 	s = getenv("XDG_RUNTIME_DIR");
-	if (s && *s)
+	if (geteuid() != 0 && s && *s)
 		return snprintf(out, n, "%s/poold/poold.sock", s);
 	return snprintf(out, n, "/run/poold/poold.sock");
 }

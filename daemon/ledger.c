@@ -76,7 +76,8 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 		ledger_task_lost(t, 1, PROTO_INTERNAL, "a worker answered no item");
 		return;
 	}
-	if (m->count < t->count) {
+	if (m->count < t->count &&
+	    (m->first_error == WIRE_NO_ERROR || r->pr.on_error == ON_ERROR_COLLECT)) {
 		/* The worker answered part of the chunk (its result filled a message). */
 		struct task *rest = ledger_task_new(r, t->first + m->count, t->count - m->count);
 
@@ -91,6 +92,7 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 		TAILQ_INSERT_HEAD(&r->retryq, rest, qlink);
 		request_schedule(r);
 	}
+	t->count = m->count; /* fail mode stops at the first failed item */
 	t->msg = msg;
 	t->msg_is_nn = 1;
 	t->result = m->payload;

@@ -112,8 +112,14 @@ static int clear_stale(const struct sockaddr_un *sun)
 	close(fd);
 	if (r == 0)
 		return -EADDRINUSE;
-	if (errno == ECONNREFUSED)
+	if (errno == ECONNREFUSED) {
+		struct stat st;
+
+		/* Never remove anything but a socket: --socket may name a wrong file. */
+		if (lstat(sun->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return -EEXIST;
 		unlink(sun->sun_path);
+	}
 	return 0;
 }
 

@@ -4,18 +4,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char role[32] = "poold";
 static int verbosity;
 static int journal;
 
+/* systemd sets JOURNAL_STREAM to "dev:ino" of the stream it gave us as stderr. */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
 void log_init(const char *r, int verbose)
 {
 	snprintf(role, sizeof(role), "%s", r);
 	verbosity = verbose;
-	/* Under systemd, stderr is the journal: prefix lines with <N> priorities. */
-	journal = getenv("JOURNAL_STREAM") != NULL;
+	journal = stderr_is_journal();
 }
 
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)

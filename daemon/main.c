@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "proto.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("poold %s (protocol %d)\n", POOLD_VERSION, 1);
+			printf("poold %s (protocol %d)\n", POOLD_VERSION, PROTO_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -122,7 +122,7 @@ static int make_rundir(void)
 	const char *tmp = getenv("TMPDIR");
 	char tmpl[64];
 
-	if (!tmp || strlen(tmp) > 40)
+	if (!tmp || !*tmp || strlen(tmp) > 40)
 		tmp = "/tmp";
 	snprintf(tmpl, sizeof(tmpl), "%s/poold.XXXXXX", tmp);
 	if (!mkdtemp(tmpl))
@@ -170,6 +170,8 @@ int supervisor_main(const struct options *opt)
 		rmdir(sv.rundir);
 		if (r == -EADDRINUSE)
 			fatal("%s: another poold is already listening there", opt->socket_path);
+		if (r == -EEXIST)
+			fatal("%s exists and is not a socket; not removing it", opt->socket_path);
 		fatal("cannot listen on %s: %s", opt->socket_path, strerror(-r));
 	}
 	log_info("listening on %s with %d workers", opt->socket_path, opt->workers);

@@ -67,6 +67,37 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p, 0 if invalid (overlong, surrogate, > U+10FFFF). */
+size_t buf_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	size_t n = (size_t)(end - p);
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+			return 0;
+		if (p[0] == 0xe0 && p[1] < 0xa0)
+			return 0;
+		if (p[0] == 0xed && p[1] >= 0xa0)
+			return 0;
+		return 3;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		if (p[0] == 0xf0 && p[1] < 0x90)
+			return 0;
+		if (p[0] == 0xf4 && p[1] >= 0x90)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
 int buf_add_json_string(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -88,6 +119,17 @@ int buf_add_json_string(struct buf *b, const char *s, size_t n)
 			r = buf_add(b, "\\t", 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			r = buf_add(b, esc, 6);
+		} else if (c >= 0x80) {
+			/* Copy valid UTF-8 through; a broken or cut sequence becomes U+FFFD. */
+			size_t k = buf_utf8_len((const unsigned char *)s + i,
+			                        (const unsigned char *)s + n);
+
+			if (k) {
+				r = buf_add(b, s + i, k);
+				i += k - 1;
+			} else {
+				r = buf_add(b, "\\ufffd", 6);
+			}
 		} else {
 			r = buf_addc(b, (char)c);
 		}

@@ -16,7 +16,9 @@ int buf_add(struct buf *b, const void *p, size_t n);
 int buf_adds(struct buf *b, const char *s);
 int buf_addc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as a quoted, escaped JSON string. */
+/* Length of the valid UTF-8 sequence at p (1 to 4), 0 when invalid or cut short. */
+size_t buf_utf8_len(const unsigned char *p, const unsigned char *end);
+/* Append s as a quoted, escaped JSON string; invalid UTF-8 becomes U+FFFD. */
 int buf_add_json_string(struct buf *b, const char *s, size_t n);
 /* Append an integer / a double as JSON (a double always has a '.' or exponent). */
 int buf_add_int(struct buf *b, int64_t v);

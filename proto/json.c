@@ -23,37 +23,6 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Length of the valid UTF-8 sequence at p, 0 if invalid (overlong, surrogate, > U+10FFFF). */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	size_t n = (size_t)(end - p);
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if (p[0] == 0xe0 && p[1] < 0xa0)
-			return 0;
-		if (p[0] == 0xed && p[1] >= 0xa0)
-			return 0;
-		return 3;
-	}
-	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-		    (p[3] & 0xc0) != 0x80)
-			return 0;
-		if (p[0] == 0xf0 && p[1] < 0x90)
-			return 0;
-		if (p[0] == 0xf4 && p[1] >= 0x90)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /* Scan a string starting at its opening quote; returns the byte after the closing one. */
 static const char *scan_string(const char *p, const char *end, const char **err)
 {
@@ -87,7 +56,7 @@ static const char *scan_string(const char *p, const char *end, const char **err)
 			*err = "control character in string";
 			return NULL;
 		}
-		n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+		n = buf_utf8_len((const unsigned char *)p, (const unsigned char *)end);
 		if (!n) {
 			*err = "invalid UTF-8 in string";
 			return NULL;
