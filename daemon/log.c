@@ -30,7 +30,8 @@ void log_init(const char *r, int verbose)
 	journal = stderr_is_journal();
 }
 
-static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, const char *fmt,
+                                                           va_list ap)
 {
 	static const char *const names[] = {[LOG_LVL_ERROR] = "error",
 	                                    [LOG_LVL_WARN] = "warning",

@@ -45,7 +45,7 @@ struct slot {
 	uint32_t n_held;
 	uint64_t head_started_ms;
 	uint64_t items_done;
-	uint64_t items_this_worker;
+	uint64_t items_this_worker; /* items sent to the current process */
 	uint64_t restarts;
 	uint32_t crashes_in_row;
 	struct event *ev_timer; /* handshake deadline or the head task's deadline */
@@ -242,7 +242,6 @@ static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 	TAILQ_REMOVE(&s->held, t, slink);
 	s->n_held--;
 	s->items_done += m->count;
-	s->items_this_worker += m->count;
 	s->crashes_in_row = 0;
 	s->head_started_ms = now_ms();
 	slot_arm_deadline(s);
@@ -364,6 +363,7 @@ int pool_send(int idx, struct task *t)
 	t->sent_ms = now_ms();
 	t->timeout_ms = r->pr.timeout_ms;
 	TAILQ_INSERT_TAIL(&s->held, t, slink);
+	s->items_this_worker += t->count;
 	if (++s->n_held == 1) {
 		s->head_started_ms = t->sent_ms;
 		slot_arm_deadline(s);

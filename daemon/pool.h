@@ -7,8 +7,13 @@
 #include "buf.h"
 #include "ledger.h"
 
-/* Tasks a slot may hold at once: one running, one waiting in the worker. */
-#define POOL_CREDIT 2
+/*
+ * Tasks a slot may hold at once. One: then the task a dead worker held is the
+ * one it was running, so retries are charged to the right items even when the
+ * worker died right after sending a result (which nanomsg may lose). Chunking
+ * amortises the round trip this costs between tasks.
+ */
+#define POOL_CREDIT 1
 
 /* Start the result socket and every worker. Returns 0 or -errno. */
 int pool_init(void);

@@ -1,0 +1,160 @@
+/* fuzz_json.c - libFuzzer target: the JSON scanner, iteration and scalar decoding */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Stop with a message: libFuzzer records the input as a crash. */
+static void die(const char *what)
+{
+	fprintf(stderr, "fuzz_json: invariant broken: %s\n", what);
+	abort();
+}
+
+/* Validate [p, p+n); 0 and *v on success. */
+static int validate(const char *p, size_t n, struct json_span *v)
+{
+	const char *msg = NULL;
+	size_t off = SIZE_MAX;
+	int r = json_validate(p, p + n, v, &msg, &off);
+
+	if (r != 0 && (r != -EINVAL || !msg || off > n))
+		die("json_validate error report");
+	return r;
+}
+
+/* Decode a number both ways and cross-check the results. */
+static void check_number(struct json_span v)
+{
+	int64_t x = 0;
+	double d = 0;
+	int ri = json_int(v, &x);
+	int rd = json_double(v, &d);
+	int integral =
+	    !memchr(v.p, '.', v.len) && !memchr(v.p, 'e', v.len) && !memchr(v.p, 'E', v.len);
+
+	if (rd != 0)
+		die("json_double failed on a number");
+	if (ri == 0) {
+		if (!integral || x > JSON_INT_MAX || x < -JSON_INT_MAX || (double)x != d)
+			die("json_int disagrees with json_double");
+	} else if (ri == -ERANGE) {
+		if (!integral || fabs(d) < (double)JSON_INT_MAX)
+			die("json_int -ERANGE on a small integer");
+	} else if (ri != -EINVAL || integral) {
+		die("json_int -EINVAL on an integer literal");
+	}
+}
+
+/* Decode a string, re-encode it, and check both directions agree. */
+static void check_string(struct json_span v, struct buf *tmp)
+{
+	struct buf enc = {0}, again = {0};
+	struct json_span e;
+
+	if (json_string_decode(v, tmp) != 0)
+		die("json_string_decode failed on a string");
+	if (tmp->data[tmp->len] != '\0' || tmp->len > v.len)
+		die("decoded string length");
+	if (!memchr(v.p, '\\', v.len) &&
+	    (tmp->len != v.len - 2 || memcmp(tmp->data, v.p + 1, tmp->len) != 0))
+		die("decoding a string without escapes changed it");
+	if (!memchr(tmp->data, '\0', tmp->len) && !memchr(v.p, '\\', v.len) &&
+	    json_string_eq(v, tmp->data) != 1)
+		die("json_string_eq is false for its own text");
+	/* the decoded bytes are valid UTF-8: re-encoded they validate and decode the same */
+	buf_add_json_string(&enc, tmp->data, tmp->len);
+	if (validate(enc.data, enc.len, &e) != 0 || e.len != enc.len)
+		die("re-encoded string does not validate");
+	if (json_string_decode(e, &again) != 0 || again.len != tmp->len ||
+	    memcmp(again.data, tmp->data, tmp->len) != 0)
+		die("string round trip");
+	buf_free(&enc);
+	buf_free(&again);
+}
+
+/* Visit v and everything inside it. */
+static void walk(struct json_span v, const char *base, size_t size, int depth, struct buf *tmp)
+{
+	struct json_span sub, key, val;
+	struct json_iter it;
+	size_t n = 0;
+
+	if (!v.p || v.len == 0 || v.p < base || v.p + v.len > base + size)
+		die("span outside the input");
+	if (depth > JSON_MAX_DEPTH && (json_type(v) == JSON_ARRAY || json_type(v) == JSON_OBJECT))
+		die("containers nested deeper than JSON_MAX_DEPTH");
+	if (validate(v.p, v.len, &sub) != 0 || sub.p != v.p || sub.len != v.len)
+		die("a sub-value does not validate on its own");
+	switch (json_type(v)) {
+	case JSON_ARRAY:
+		json_iter_init(&it, v);
+		while (json_array_next(&it, &sub)) {
+			walk(sub, base, size, depth + 1, tmp);
+			n++;
+		}
+		if (n != json_array_count(v))
+			die("json_array_count");
+		if (v.p[v.len - 1] != ']')
+			die("array span end");
+		break;
+	case JSON_OBJECT:
+		json_iter_init(&it, v);
+		while (json_object_next(&it, &key, &val)) {
+			if (json_type(key) != JSON_STRING)
+				die("object key is not a string");
+			walk(key, base, size, depth + 1, tmp);
+			walk(val, base, size, depth + 1, tmp);
+		}
+		if (v.p[v.len - 1] != '}')
+			die("object span end");
+		break;
+	case JSON_STRING:
+		check_string(v, tmp);
+		break;
+	case JSON_NUMBER:
+		check_number(v);
+		break;
+	case JSON_TRUE:
+		if (v.len != 4 || memcmp(v.p, "true", 4) != 0)
+			die("true");
+		break;
+	case JSON_FALSE:
+		if (v.len != 5 || memcmp(v.p, "false", 5) != 0)
+			die("false");
+		break;
+	case JSON_NULL:
+		if (v.len != 4 || memcmp(v.p, "null", 4) != 0)
+			die("null");
+		break;
+	}
+	/* scalar decoders reject what they are not made for */
+	if (json_type(v) != JSON_STRING && json_string_decode(v, tmp) != -EINVAL)
+		die("json_string_decode accepted a non-string");
+	if (json_type(v) != JSON_NUMBER) {
+		int64_t x;
+		double d;
+
+		if (json_int(v, &x) != -EINVAL || json_double(v, &d) != -EINVAL)
+			die("a number decoder accepted a non-number");
+	}
+}
+
+/* libFuzzer entry: validate, then walk and decode everything that validated. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *p = (const char *)data;
+	struct json_span v;
+	struct buf tmp = {0};
+
+	if (validate(p, size, &v) == 0)
+		walk(v, p, size, 1, &tmp);
+	buf_free(&tmp);
+	return 0;
+}

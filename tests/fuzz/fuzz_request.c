@@ -1,0 +1,137 @@
+/* fuzz_request.c - libFuzzer target: proto_parse_request and the replies on arbitrary bytes */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Stop with a message: libFuzzer records the input as a crash. */
+static void die(const char *what)
+{
+	fprintf(stderr, "fuzz_request: invariant broken: %s\n", what);
+	abort();
+}
+
+/* 1 when the n bytes at p are exactly one valid JSON value. */
+static int is_json(const char *p, size_t n)
+{
+	struct json_span v;
+	const char *msg;
+	size_t off;
+
+	return json_validate(p, p + n, &v, &msg, &off) == 0;
+}
+
+/* The span must lie inside the input and be one JSON value of its own. */
+static void check_span(struct json_span v, const char *line, size_t size, const char *what)
+{
+	if (!v.p || v.len == 0 || v.p < line || v.len > size || v.p + v.len > line + size)
+		die(what);
+	if (!is_json(v.p, v.len))
+		die(what);
+}
+
+/* The reply in b must be one JSON object followed by exactly one newline. */
+static void check_reply_line(const struct buf *b)
+{
+	if (b->len < 2 || b->data[b->len - 1] != '\n' || memchr(b->data, '\n', b->len - 1))
+		die("error reply is not one line");
+	if (!is_json(b->data, b->len - 1))
+		die("error reply is not valid JSON");
+}
+
+/* Invariants of a request that parsed, then the replies the daemon would write for it. */
+static void check_request(const struct proto_request *req, const struct proto_limits *lim,
+                          const char *line, size_t size)
+{
+	struct proto_error err;
+	struct buf b = {0};
+	size_t i;
+
+	check_span(req->id, line, size, "id");
+	if ((unsigned)req->op > OP_CANCEL)
+		die("op");
+	if (req->retries > PROTO_MAX_RETRIES || req->chunksize > PROTO_MAX_CHUNKSIZE ||
+	    req->timeout_ms > lim->max_timeout_ms)
+		die("numeric field out of range");
+	if (req->op == OP_MAP || req->op == OP_APPLY) {
+		size_t n = strnlen(req->fn, sizeof(req->fn));
+
+		if (n == 0 || n >= sizeof(req->fn))
+			die("fn length");
+		check_span(req->args, line, size, "args");
+		if (json_type(req->args) != JSON_ARRAY)
+			die("args is not an array");
+	}
+	if (req->op == OP_MAP) {
+		if (req->n_items > lim->max_items || !req->items ||
+		    req->n_items != json_array_count(req->args))
+			die("item count");
+		for (i = 0; i < req->n_items; i++) {
+			check_span(req->items[i], line, size, "item");
+			if (req->star && json_type(req->items[i]) != JSON_ARRAY)
+				die("starmap item is not an array");
+		}
+	} else if (req->items || req->n_items) {
+		die("items outside map");
+	}
+	if (req->op == OP_CANCEL)
+		check_span(req->target, line, size, "target");
+
+	proto_reply_ok_begin(&b, req->id);
+	buf_adds(&b, "}");
+	if (!is_json(b.data, b.len))
+		die("ok reply is not valid JSON");
+	buf_reset(&b);
+	proto_error_set(&err, PROTO_FUNCTION_ERROR, (long)req->n_items, "%s(%.*s) failed", req->fn,
+	                (int)(req->args.len > 60 ? 60 : req->args.len),
+	                req->args.p ? req->args.p : "");
+	proto_reply_error(&b, req->id, &err);
+	/* args may be cut inside a UTF-8 sequence here, so only the framing is checked */
+	if (b.len < 2 || b.data[b.len - 1] != '\n' || memchr(b.data, '\n', b.len - 1))
+		die("error reply with index is not one line");
+	buf_reset(&b);
+	proto_error_set(&err, PROTO_CANCELLED, -1, "request %s cancelled", proto_op_name(req->op));
+	proto_reply_error(&b, req->id, &err);
+	check_reply_line(&b);
+	buf_free(&b);
+}
+
+/* libFuzzer entry: parse one line, check the result and the replies for it. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct proto_limits lim = {
+	    .max_items = 1000,
+	    .max_timeout_ms = 86400000,
+	    .default_timeout_ms = 7,
+	};
+	const char *line = (const char *)data;
+	struct proto_request req;
+	struct proto_error err;
+	struct buf b = {0};
+	int r;
+
+	memset(&err, 0xa5, sizeof(err));
+	r = proto_parse_request(line, size, &lim, &req, &err);
+	if (r == 0) {
+		check_request(&req, &lim, line, size);
+	} else {
+		if (r != -EINVAL || err.code <= PROTO_OK || err.code >= PROTO_CODE_MAX)
+			die("error code");
+		if (!memchr(err.message, '\0', sizeof(err.message)))
+			die("message not terminated");
+		if (req.items)
+			die("items left allocated after an error");
+		if (req.id.len)
+			check_span(req.id, line, size, "id in an error");
+		proto_reply_error(&b, req.id, &err);
+		check_reply_line(&b);
+	}
+	proto_request_deinit(&req);
+	buf_free(&b);
+	return 0;
+}

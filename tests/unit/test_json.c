@@ -1,0 +1,794 @@
+/* test_json.c - unit tests for the JSON scanner (proto/json.c) */
+#include "json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+/* Validate n bytes; returns json_validate's result and fills *v / *off. */
+static int validate_n(const char *s, size_t n, struct json_span *v, size_t *off)
+{
+	const char *msg = NULL;
+	size_t o = 12345;
+	struct json_span tmp;
+	int r = json_validate(s, s + n, v ? v : &tmp, &msg, &o);
+
+	if (r < 0 && (!msg || !*msg))
+		return -1000; /* an error must always come with a message */
+	if (off)
+		*off = o;
+	return r;
+}
+
+/* Check that the string s (n bytes) is accepted as one JSON value. */
+static void expect_valid(const char *file, int line, const char *s, size_t n)
+{
+	check_count++;
+	if (validate_n(s, n, NULL, NULL) != 0) {
+		check_fail(file, line, "rejected valid JSON");
+		check_print_bytes("input", s, n);
+	}
+}
+
+/* Check that the string s (n bytes) is rejected with -EINVAL. */
+static void expect_invalid(const char *file, int line, const char *s, size_t n)
+{
+	check_count++;
+	if (validate_n(s, n, NULL, NULL) != -EINVAL) {
+		check_fail(file, line, "accepted invalid JSON (or no error message)");
+		check_print_bytes("input", s, n);
+	}
+}
+
+#define VALID(s) expect_valid(__FILE__, __LINE__, (s), strlen(s))
+#define INVALID(s) expect_invalid(__FILE__, __LINE__, (s), strlen(s))
+/* For literals holding NUL bytes: the size of the literal without its terminator. */
+#define VALID_LIT(s) expect_valid(__FILE__, __LINE__, (s), sizeof(s) - 1)
+#define INVALID_LIT(s) expect_invalid(__FILE__, __LINE__, (s), sizeof(s) - 1)
+
+/* A span over a NUL-terminated string. */
+static struct json_span span(const char *s)
+{
+	struct json_span v = {s, strlen(s)};
+
+	return v;
+}
+
+/* The number grammar: accepted and rejected literals. */
+static void test_numbers(void)
+{
+	static const char *const good[] = {
+	    "0",        "-0",       "1",
+	    "-1",       "123",      "1234567890",
+	    "0.5",      "-0.5",     "10.25",
+	    "1e5",      "1E5",      "1e+5",
+	    "1e-5",     "1.5e10",   "0e0",
+	    "-0.0e-0",  "0.0",      "1E+0",
+	    "1e0001",   "-12.5E-3", "99999999999999999999",
+	    "1e400",    "-1e400",   "1e-400",
+	    "0.000001", "3.14159",
+	};
+	static const char *const bad[] = {
+	    "-",    "+1",       "01",        "-01",  "00",       "1.",   ".5",   "-.5",
+	    "1e",   "1e+",      "1E-",       "1.e5", "0x10",     "0X1",  "1f",   "NaN",
+	    "nan",  "Infinity", "-Infinity", "inf",  "--1",      "1-",   "1..2", "1e5.0",
+	    "1ee5", "1e+-5",    "- 1",       "1 2",  "\xd9\xa1", "0.e1", ".",    "e5",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		VALID(good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		INVALID(bad[i]);
+	/* a long digit string is still grammatical */
+	{
+		char big[5001];
+
+		memset(big, '7', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		VALID(big);
+	}
+}
+
+/* Literals, arrays, objects, whitespace and trailing garbage. */
+static void test_literals_and_structure(void)
+{
+	static const char *const good[] = {
+	    "true",
+	    "false",
+	    "null",
+	    "\"\"",
+	    "\"abc\"",
+	    "[]",
+	    "{}",
+	    "[ ]",
+	    "{ }",
+	    "[1,2,3]",
+	    "{\"a\":1}",
+	    "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}}",
+	    " [ 1 , { \"a\" : [ ] } ] ",
+	    "\t\r\n 1 \n",
+	    "[[],[[]],{}]",
+	    "{\"\":\"\"}",
+	    "{\"a\":1,\"a\":2}", /* duplicate keys are grammatical */
+	    "[\"]\",\"}\",\"[\",\"{\",\",\",\":\"]",
+	};
+	static const char *const bad[] = {
+	    "",
+	    " ",
+	    "\n",
+	    "\t \r\n",
+	    "tru",
+	    "nul",
+	    "fals",
+	    "True",
+	    "NULL",
+	    "nulll",
+	    "truefalse",
+	    "[",
+	    "]",
+	    "{",
+	    "}",
+	    "[1,]",
+	    "[,1]",
+	    "[1 2]",
+	    "[,]",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\" 1}",
+	    "{a:1}",
+	    "{'a':1}",
+	    "'a'",
+	    "{\"a\":1,}",
+	    "{,}",
+	    "[}",
+	    "{]",
+	    "[1}",
+	    "{\"a\":1]",
+	    "[1]]",
+	    "[[1]",
+	    "{\"a\":1}}",
+	    "{1:1}",
+	    "{null:1}",
+	    "[1]x",
+	    "{} {}",
+	    "1 /* c */",
+	    "// c\n1",
+	    "[1,,2]",
+	    "{\"a\"::1}",
+	    "{\"a\":1 \"b\":2}",
+	    "\f1",
+	    "\v1",
+	    "1\f",
+	    "[1]\xc2\xa0",
+	    "\xef\xbb\xbf{}",
+	    "[\"a\" \"b\"]",
+	    "{\"a\":1,\"b\"}",
+	    "{\"a\",1}",
+	    "[:]",
+	    "{:1}",
+	    "[true false]",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		VALID(good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		INVALID(bad[i]);
+}
+
+/* Escapes, UTF-8 validity, control characters and NUL bytes. */
+static void test_strings(void)
+{
+	/* escapes */
+	VALID("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"");
+	VALID("\"\\u0041\"");
+	VALID("\"\\u00e9\\u00E9\"");
+	VALID("\"\\uD83D\\uDE00\"");
+	VALID("\"\\uDEAD\"");        /* a lone surrogate escape is grammatical */
+	VALID("\"\\uD800\\u0041\""); /* so is an unpaired high one */
+	VALID("\"\\uabcdEF01\"");
+	VALID("\"\\u0000\"");
+	INVALID("\"\\x41\"");
+	INVALID("\"\\u12\"");
+	INVALID("\"\\u12g4\"");
+	INVALID("\"\\u\"");
+	INVALID("\"\\U0041\"");
+	INVALID("\"\\'\"");
+	INVALID("\"\\a\"");
+	INVALID("\"\\0\"");
+	INVALID("\"\\");
+	INVALID("\"\\\"");
+	INVALID("\"\\u004");
+	INVALID("\"\\u0041");
+	INVALID_LIT("\"\\\0\"");
+	INVALID("\"abc");
+	INVALID("\"");
+	INVALID("'abc'");
+	INVALID("[\"abc]");
+
+	/* valid UTF-8, at every length boundary */
+	VALID("\"\xc2\x80\"");         /* U+0080 */
+	VALID("\"\xc3\xa9\"");         /* U+00E9 */
+	VALID("\"\xdf\xbf\"");         /* U+07FF */
+	VALID("\"\xe0\xa0\x80\"");     /* U+0800 */
+	VALID("\"\xe2\x82\xac\"");     /* U+20AC */
+	VALID("\"\xed\x9f\xbf\"");     /* U+D7FF */
+	VALID("\"\xee\x80\x80\"");     /* U+E000 */
+	VALID("\"\xef\xbf\xbf\"");     /* U+FFFF */
+	VALID("\"\xf0\x90\x80\x80\""); /* U+10000 */
+	VALID("\"\xf0\x9f\x98\x80\""); /* U+1F600 */
+	VALID("\"\xf4\x8f\xbf\xbf\""); /* U+10FFFF */
+	VALID("\"\x7f\"");             /* DEL is not a control character in JSON */
+	VALID("{\"\xc3\xa9\":\"\xe2\x82\xac\"}");
+
+	/* invalid UTF-8 */
+	INVALID("\"\x80\""); /* lone continuation */
+	INVALID("\"\xbf\"");
+	INVALID("\"a\x80z\"");
+	INVALID("\"\xc0\x80\"");                 /* overlong NUL */
+	INVALID("\"\xc0\xaf\"");                 /* overlong '/' */
+	INVALID("\"\xc1\xbf\"");                 /* overlong U+007F */
+	INVALID("\"\xe0\x80\x80\"");             /* overlong 3-byte */
+	INVALID("\"\xe0\x9f\xbf\"");             /* overlong U+07FF */
+	INVALID("\"\xf0\x80\x80\x80\"");         /* overlong 4-byte */
+	INVALID("\"\xf0\x8f\xbf\xbf\"");         /* overlong U+FFFF */
+	INVALID("\"\xed\xa0\x80\"");             /* U+D800 */
+	INVALID("\"\xed\xbf\xbf\"");             /* U+DFFF */
+	INVALID("\"\xed\xa0\xbd\xed\xb8\x80\""); /* CESU-8 surrogate pair */
+	INVALID("\"\xf4\x90\x80\x80\"");         /* U+110000 */
+	INVALID("\"\xf5\x80\x80\x80\"");
+	INVALID("\"\xf7\xbf\xbf\xbf\"");
+	INVALID("\"\xf8\x88\x80\x80\x80\""); /* 5-byte form */
+	INVALID("\"\xfc\x84\x80\x80\x80\x80\"");
+	INVALID("\"\xfe\"");
+	INVALID("\"\xff\"");
+	INVALID("\"\xc3\""); /* truncated before the quote */
+	INVALID("\"\xe2\x82\"");
+	INVALID("\"\xf0\x9f\x98\"");
+	INVALID("\"\xc3"); /* truncated at the end of input */
+	INVALID("\"\xe2\x82");
+	INVALID("\"\xf0\x9f\x98");
+	INVALID("\"\xc3\x28\""); /* bad continuation bytes */
+	INVALID("\"\xe2\x28\xa1\"");
+	INVALID("\"\xe2\x82\x28\"");
+	INVALID("\"\xf0\x28\x8c\xbc\"");
+	INVALID("\"\xf0\x90\x28\xbc\"");
+	INVALID("\"\xf0\x90\x8c\x28\"");
+	INVALID("\xc3\xa9"); /* non-ASCII outside a string */
+	INVALID("[\xff]");
+	INVALID("{\"a\xff\":1}"); /* in a key */
+
+	/* control characters must be escaped */
+	{
+		char s[4] = {'"', 0, '"', 0};
+		int c;
+
+		for (c = 1; c < 0x20; c++) {
+			s[1] = (char)c;
+			INVALID(s);
+		}
+	}
+	/* NUL bytes, inside and outside strings */
+	INVALID_LIT("\"a\0b\"");
+	INVALID_LIT("\"\0\"");
+	INVALID_LIT("\0");
+	INVALID_LIT("[1,\0 2]");
+	INVALID_LIT("1\0");
+	INVALID_LIT("{\"a\":1}\0");
+	INVALID_LIT("\0{\"a\":1}");
+	INVALID_LIT("{\"a\0\":1}");
+	INVALID_LIT("tr\0ue");
+	/* the scanner stops at end, not at a NUL: a valid value followed by NUL outside [p,end) */
+	{
+		static const char s[] = "[1]\0garbage";
+
+		expect_valid(__FILE__, __LINE__, s, 3);
+	}
+}
+
+/* Build "[[[...]]]" (or objects when obj) with depth levels; the caller frees. */
+static char *nest(int depth, int obj, int closed)
+{
+	char *s = malloc((size_t)depth * 6 + 8);
+	char *p = s;
+	int i;
+
+	for (i = 0; i < depth; i++) {
+		if (obj) {
+			memcpy(p, "{\"a\":", 5);
+			p += 5;
+		} else {
+			*p++ = '[';
+		}
+	}
+	if (obj)
+		*p++ = '1';
+	for (i = 0; closed && i < depth; i++)
+		*p++ = obj ? '}' : ']';
+	*p = '\0';
+	return s;
+}
+
+/* Nesting at, just beyond and far beyond JSON_MAX_DEPTH. */
+static void test_depth(void)
+{
+	static const int depths[] = {1, 2, 255, JSON_MAX_DEPTH};
+	struct json_span v;
+	const char *msg;
+	size_t off, i;
+	char *s;
+
+	for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		s = nest(depths[i], 0, 1);
+		VALID(s);
+		free(s);
+		s = nest(depths[i], 1, 1);
+		VALID(s);
+		free(s);
+		s = nest(depths[i], 0, 0);
+		INVALID(s);
+		free(s);
+	}
+	s = nest(JSON_MAX_DEPTH + 1, 0, 1);
+	INVALID(s);
+	CHECK(json_validate(s, s + strlen(s), &v, &msg, &off) == -EINVAL);
+	CHECK(strstr(msg, "deep") != NULL);
+	CHECK_INT(off, JSON_MAX_DEPTH);
+	free(s);
+	s = nest(JSON_MAX_DEPTH + 1, 1, 1);
+	INVALID(s);
+	free(s);
+	/* 10,000 deep, closed and unclosed, arrays and objects */
+	s = nest(10000, 0, 1);
+	INVALID(s);
+	CHECK(json_validate(s, s + strlen(s), &v, &msg, &off) == -EINVAL);
+	CHECK(strstr(msg, "deep") != NULL);
+	free(s);
+	s = nest(10000, 0, 0);
+	INVALID(s);
+	free(s);
+	s = nest(10000, 1, 1);
+	INVALID(s);
+	free(s);
+	/* depth is about nesting, not the number of containers */
+	{
+		size_t n = 20000 * 3 + 3, k;
+		char *w = malloc(n), *p = w;
+
+		*p++ = '[';
+		for (k = 0; k < 20000; k++) {
+			memcpy(p, k ? ",[]" : "[] ", 3);
+			p += 3;
+		}
+		*p++ = ']';
+		*p = '\0';
+		VALID(w);
+		free(w);
+	}
+	/* depth 256 inside an object inside an array: 258 levels */
+	{
+		char *inner = nest(JSON_MAX_DEPTH, 0, 1);
+		size_t n = strlen(inner) + 16;
+		char *w = malloc(n);
+
+		snprintf(w, n, "[{\"k\":%s}]", inner);
+		INVALID(w);
+		free(w);
+		free(inner);
+	}
+}
+
+/* The value span and the error offsets json_validate reports. */
+static void test_validate_details(void)
+{
+	struct json_span v;
+	size_t off;
+	const char *s;
+
+	s = "  {\"a\":1}  \n";
+	CHECK(validate_n(s, strlen(s), &v, &off) == 0);
+	CHECK_MEM(v.p, v.len, "{\"a\":1}");
+	CHECK(v.p == s + 2);
+	s = " 42 ";
+	CHECK(validate_n(s, strlen(s), &v, &off) == 0);
+	CHECK_MEM(v.p, v.len, "42");
+	s = "\"x\"";
+	CHECK(validate_n(s, strlen(s), &v, &off) == 0);
+	CHECK_MEM(v.p, v.len, "\"x\"");
+	/* error offsets where the scanner knows them */
+	s = "[1,]";
+	CHECK(validate_n(s, strlen(s), &v, &off) == -EINVAL);
+	CHECK_INT(off, 3);
+	s = "[1 2]";
+	CHECK(validate_n(s, strlen(s), &v, &off) == -EINVAL);
+	CHECK_INT(off, 3);
+	s = "1 2";
+	CHECK(validate_n(s, strlen(s), &v, &off) == -EINVAL);
+	CHECK_INT(off, 2);
+	s = "{\"a\" 1}";
+	CHECK(validate_n(s, strlen(s), &v, &off) == -EINVAL);
+	CHECK_INT(off, 5);
+	s = "[1,";
+	CHECK(validate_n(s, strlen(s), &v, &off) == -EINVAL);
+	CHECK_INT(off, 3);
+	s = "";
+	CHECK(validate_n(s, 0, &v, &off) == -EINVAL);
+	CHECK_INT(off, 0);
+}
+
+/* json_type for each kind of value. */
+static void test_types(void)
+{
+	CHECK_INT(json_type(span("null")), JSON_NULL);
+	CHECK_INT(json_type(span("true")), JSON_TRUE);
+	CHECK_INT(json_type(span("false")), JSON_FALSE);
+	CHECK_INT(json_type(span("0")), JSON_NUMBER);
+	CHECK_INT(json_type(span("-1.5")), JSON_NUMBER);
+	CHECK_INT(json_type(span("\"s\"")), JSON_STRING);
+	CHECK_INT(json_type(span("[1]")), JSON_ARRAY);
+	CHECK_INT(json_type(span("{}")), JSON_OBJECT);
+}
+
+/* Array iteration: element spans, counts, empty, big and nested arrays. */
+static void test_iterate_array(void)
+{
+	static const char *const want[] = {
+	    "1",     "\"a,b]\"", "[2,[3]]", "{\"k\":\"}\"}", "true",
+	    "false", "null",     "-1.5e3",  "\"q\\\"]\"",    "[]",
+	};
+	const char *s = "[1, \"a,b]\" , [2,[3]],{\"k\":\"}\"},true,false , null,-1.5e3\n,"
+	                "\"q\\\"]\",[]]";
+	struct json_span v, e;
+	struct json_iter it;
+	size_t i = 0;
+
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	CHECK_INT(json_array_count(v), 10);
+	json_iter_init(&it, v);
+	while (json_array_next(&it, &e)) {
+		if (i < 10)
+			CHECK_MEM(e.p, e.len, want[i]);
+		i++;
+	}
+	CHECK_INT(i, 10);
+	CHECK(json_array_next(&it, &e) == 0); /* stays at the end */
+
+	/* empty arrays, with and without whitespace */
+	CHECK(validate_n("[]", 2, &v, NULL) == 0);
+	CHECK_INT(json_array_count(v), 0);
+	json_iter_init(&it, v);
+	CHECK(json_array_next(&it, &e) == 0);
+	CHECK(validate_n("[ \n ]", 5, &v, NULL) == 0);
+	CHECK_INT(json_array_count(v), 0);
+	/* a single element with whitespace */
+	CHECK(validate_n("[ 7 ]", 5, &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_MEM(e.p, e.len, "7");
+	CHECK(json_array_next(&it, &e) == 0);
+
+	/* a big flat array */
+	{
+		size_t n = 100000, k;
+		char *big = malloc(n * 2 + 2), *p = big;
+
+		*p++ = '[';
+		for (k = 0; k < n; k++) {
+			*p++ = (char)('0' + k % 10);
+			*p++ = k + 1 < n ? ',' : ']';
+		}
+		*p = '\0';
+		CHECK(validate_n(big, strlen(big), &v, NULL) == 0);
+		CHECK_INT(json_array_count(v), n);
+		free(big);
+	}
+	/* nested arrays: iterate the inner one from an element span */
+	s = "[[10,20],[30]]";
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK(json_array_next(&it, &e) == 1);
+	{
+		struct json_iter in;
+		struct json_span x;
+
+		CHECK_INT(json_array_count(e), 2);
+		json_iter_init(&in, e);
+		CHECK(json_array_next(&in, &x) == 1);
+		CHECK_MEM(x.p, x.len, "10");
+		CHECK(json_array_next(&in, &x) == 1);
+		CHECK_MEM(x.p, x.len, "20");
+		CHECK(json_array_next(&in, &x) == 0);
+	}
+}
+
+/* Object iteration: key and value spans, whitespace, empty objects. */
+static void test_iterate_object(void)
+{
+	static const char *const keys[] = {"\"a\"", "\"b c\"", "\"q\\\"\"", "\"\"", "\"n\""};
+	static const char *const vals[] = {"1", "[1,{\"x\":2}]", "\"v:,}\"", "{}", "null"};
+	const char *s =
+	    "{ \"a\" : 1 ,\"b c\":[1,{\"x\":2}],\"q\\\"\":\"v:,}\", \"\":{}\n,\"n\" :null }";
+	struct json_span v, k, val;
+	struct json_iter it;
+	size_t i = 0;
+
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	json_iter_init(&it, v);
+	while (json_object_next(&it, &k, &val)) {
+		if (i < 5) {
+			CHECK_MEM(k.p, k.len, keys[i]);
+			CHECK_MEM(val.p, val.len, vals[i]);
+		}
+		i++;
+	}
+	CHECK_INT(i, 5);
+	CHECK(json_object_next(&it, &k, &val) == 0);
+
+	CHECK(validate_n("{}", 2, &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK(json_object_next(&it, &k, &val) == 0);
+	CHECK(validate_n("{ }", 3, &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK(json_object_next(&it, &k, &val) == 0);
+}
+
+/* json_int: the 2^53 boundary, fractions, exponents and huge digit strings. */
+static void test_int(void)
+{
+	static const struct {
+		const char *s;
+		int r;
+		int64_t v;
+	} cases[] = {
+	    {"0", 0, 0},
+	    {"-0", 0, 0},
+	    {"7", 0, 7},
+	    {"-7", 0, -7},
+	    {"123456789", 0, 123456789},
+	    {"9007199254740991", 0, 9007199254740991LL},
+	    {"9007199254740992", 0, 9007199254740992LL},
+	    {"-9007199254740992", 0, -9007199254740992LL},
+	    {"9007199254740993", -ERANGE, 0},
+	    {"-9007199254740993", -ERANGE, 0},
+	    {"9007199254740999", -ERANGE, 0},
+	    {"9007199254741000", -ERANGE, 0},
+	    {"9007199254741009", -ERANGE, 0},
+	    {"90071992547409920", -ERANGE, 0},
+	    {"9223372036854775807", -ERANGE, 0},
+	    {"9223372036854775808", -ERANGE, 0},
+	    {"-9223372036854775808", -ERANGE, 0},
+	    {"18446744073709551616", -ERANGE, 0},
+	    {"99999999999999999999", -ERANGE, 0},
+	    {"1.0", -EINVAL, 0},
+	    {"1.5", -EINVAL, 0},
+	    {"-0.0", -EINVAL, 0},
+	    {"1e2", -EINVAL, 0},
+	    {"1E2", -EINVAL, 0},
+	    {"1e400", -EINVAL, 0},
+	    {"-1e-2", -EINVAL, 0},
+	    {"\"1\"", -EINVAL, 0},
+	    {"true", -EINVAL, 0},
+	    {"null", -EINVAL, 0},
+	    {"[1]", -EINVAL, 0},
+	    {"{}", -EINVAL, 0},
+	    {"", -EINVAL, 0},
+	    {"-", -EINVAL, 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t v = 42;
+		int r = json_int(span(cases[i].s), &v);
+
+		check_count++;
+		if (r != cases[i].r || (r == 0 && v != cases[i].v))
+			check_fail(__FILE__, __LINE__, "json_int(%s) = %d, %lld; expected %d, %lld",
+			           cases[i].s, r, (long long)v, cases[i].r, (long long)cases[i].v);
+	}
+	/* huge digit strings saturate instead of overflowing */
+	{
+		char big[1001];
+		int64_t v;
+
+		memset(big, '9', 1000);
+		big[1000] = '\0';
+		CHECK_INT(json_int(span(big), &v), -ERANGE);
+		big[0] = '-';
+		CHECK_INT(json_int(span(big), &v), -ERANGE);
+		memset(big, '0', 1000);
+		big[999] = '5';
+		CHECK_INT(json_int(span(big), &v), 0); /* not JSON, but json_int copes */
+		CHECK_INT(v, 5);
+	}
+	/* every power of ten up to 10^15 and its negation */
+	{
+		char tmp[32];
+		int64_t p = 1, v;
+		int k;
+
+		for (k = 0; k <= 15; k++, p *= 10) {
+			snprintf(tmp, sizeof(tmp), "%lld", (long long)p);
+			CHECK(json_int(span(tmp), &v) == 0 && v == p);
+			snprintf(tmp, sizeof(tmp), "%lld", (long long)-p);
+			CHECK(json_int(span(tmp), &v) == 0 && v == -p);
+		}
+		CHECK(json_int(span("10000000000000000"), &v) == -ERANGE);
+	}
+}
+
+/* json_double: values, overflow, underflow, long literals, non-numbers. */
+static void test_double(void)
+{
+	double d;
+	char big[200];
+
+	CHECK(json_double(span("0"), &d) == 0 && d == 0.0 && !signbit(d));
+	CHECK(json_double(span("-0"), &d) == 0 && d == 0.0 && signbit(d));
+	CHECK(json_double(span("1.5"), &d) == 0 && d == 1.5);
+	CHECK(json_double(span("-2.25e2"), &d) == 0 && d == -225.0);
+	CHECK(json_double(span("0.1"), &d) == 0 && d == 0.1);
+	CHECK(json_double(span("1e300"), &d) == 0 && d == 1e300);
+	CHECK(json_double(span("1E-300"), &d) == 0 && d == 1e-300);
+	CHECK(json_double(span("5e-324"), &d) == 0 && d > 0 && d < 1e-323);
+	CHECK(json_double(span("9007199254740993"), &d) == 0 && d == 9007199254740992.0);
+	CHECK(json_double(span("1e-400"), &d) == 0 && d == 0.0);
+	{
+		int r = json_double(span("1e400"), &d);
+
+		/* overflow: either an infinity or -ERANGE, never a finite value */
+		CHECK(r == -ERANGE || (r == 0 && isinf(d) && d > 0));
+		r = json_double(span("-1e400"), &d);
+		CHECK(r == -ERANGE || (r == 0 && isinf(d) && d < 0));
+	}
+	/* literals longer than the scanner's stack buffer */
+	memset(big, '0', sizeof(big) - 1);
+	big[0] = '1';
+	big[sizeof(big) - 1] = '\0';
+	CHECK(json_double(span(big), &d) == 0 && d == 1e198);
+	memcpy(big, "0.", 2);
+	memset(big + 2, '5', sizeof(big) - 3);
+	CHECK(json_double(span(big), &d) == 0 && fabs(d - 5.0 / 9.0) < 1e-15);
+	big[63] = '\0'; /* exactly 63 chars */
+	CHECK(json_double(span(big), &d) == 0 && fabs(d - 5.0 / 9.0) < 1e-15);
+	big[63] = '5';
+	big[64] = '\0'; /* exactly 64 chars */
+	CHECK(json_double(span(big), &d) == 0 && fabs(d - 5.0 / 9.0) < 1e-15);
+	/* non-numbers */
+	CHECK(json_double(span("\"1\""), &d) == -EINVAL);
+	CHECK(json_double(span("true"), &d) == -EINVAL);
+	CHECK(json_double(span("false"), &d) == -EINVAL);
+	CHECK(json_double(span("null"), &d) == -EINVAL);
+	CHECK(json_double(span("[1]"), &d) == -EINVAL);
+	CHECK(json_double(span("{}"), &d) == -EINVAL);
+	CHECK(json_double(span(""), &d) == -EINVAL);
+}
+
+/* Decode the quoted string s and compare with want (n bytes). */
+static void expect_decode(const char *file, int line, const char *s, const char *want, size_t n)
+{
+	struct buf b = {0};
+	int r = json_string_decode(span(s), &b);
+
+	check_count++;
+	if (r != 0 || b.len != n || memcmp(b.data, want, n) != 0 || b.data[b.len] != '\0') {
+		check_fail(file, line, "json_string_decode(%s) = %d", s, r);
+		check_print_bytes("got", b.data ? b.data : "", b.len);
+		check_print_bytes("expected", want, n);
+	}
+	buf_free(&b);
+}
+
+#define DECODE(s, want) expect_decode(__FILE__, __LINE__, (s), (want), sizeof(want) - 1)
+
+/* json_string_decode: escapes, \u, surrogate pairs and lone surrogates. */
+static void test_string_decode(void)
+{
+	struct buf b = {0};
+
+	DECODE("\"\"", "");
+	DECODE("\"abc\"", "abc");
+	DECODE("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\/\b\f\n\r\t");
+	DECODE("\"a\\nb\\tc\"", "a\nb\tc");
+	DECODE("\"\\u0041\"", "A");
+	DECODE("\"\\u0000\"", "\0");
+	DECODE("\"a\\u0000b\"", "a\0b");
+	DECODE("\"\\u001f\"", "\x1f");
+	DECODE("\"\\u007f\"", "\x7f");
+	DECODE("\"\\u0080\"", "\xc2\x80");
+	DECODE("\"\\u00e9\\u00E9\"", "\xc3\xa9\xc3\xa9");
+	DECODE("\"\\u07FF\"", "\xdf\xbf");
+	DECODE("\"\\u0800\"", "\xe0\xa0\x80");
+	DECODE("\"\\u20ac\"", "\xe2\x82\xac");
+	DECODE("\"\\uFFFF\"", "\xef\xbf\xbf");
+	DECODE("\"\\uD83D\\uDE00\"", "\xf0\x9f\x98\x80");
+	DECODE("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80");
+	DECODE("\"\\uD800\\uDC00\"", "\xf0\x90\x80\x80");
+	DECODE("\"\\uDBFF\\uDFFF\"", "\xf4\x8f\xbf\xbf");
+	/* unpaired surrogates become U+FFFD */
+	DECODE("\"\\uD800\"", "\xef\xbf\xbd");
+	DECODE("\"\\uDC00\"", "\xef\xbf\xbd");
+	DECODE("\"\\uDFFF\\uD800\"", "\xef\xbf\xbd\xef\xbf\xbd");
+	DECODE("\"\\uD800\\u0041\"", "\xef\xbf\xbd"
+	                             "A");
+	DECODE("\"\\uD800x\"", "\xef\xbf\xbdx");
+	DECODE("\"\\uD800\\n\"", "\xef\xbf\xbd\n");
+	DECODE("\"\\uD800\\uD800\\uDC00\"", "\xef\xbf\xbd\xf0\x90\x80\x80");
+	DECODE("\"\\uDC00\\uD800\\uDC00\"", "\xef\xbf\xbd\xf0\x90\x80\x80");
+	/* raw UTF-8 passes through */
+	DECODE("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+	DECODE("\"x\\\\u0041\"", "x\\u0041");
+
+	/* not strings */
+	CHECK(json_string_decode(span("1"), &b) == -EINVAL);
+	CHECK(json_string_decode(span("null"), &b) == -EINVAL);
+	CHECK(json_string_decode(span("[\"a\"]"), &b) == -EINVAL);
+	CHECK(json_string_decode(span(""), &b) == -EINVAL);
+	CHECK(json_string_decode(span("\""), &b) == -EINVAL);
+	/* the buffer is reset, not appended to */
+	CHECK(json_string_decode(span("\"first\""), &b) == 0);
+	CHECK(json_string_decode(span("\"2nd\""), &b) == 0);
+	CHECK_STR(b.data, "2nd");
+	CHECK(json_string_decode(span("7"), &b) == -EINVAL);
+	CHECK_INT(b.len, 0);
+	/* a long string with escapes spread through it */
+	{
+		size_t n = 100000, k;
+		char *s = malloc(n * 2 + 3), *p = s;
+
+		*p++ = '"';
+		for (k = 0; k < n; k++) {
+			*p++ = '\\';
+			*p++ = 'n';
+		}
+		*p++ = '"';
+		*p = '\0';
+		CHECK(validate_n(s, strlen(s), NULL, NULL) == 0);
+		CHECK(json_string_decode(span(s), &b) == 0);
+		CHECK_INT(b.len, n);
+		CHECK(b.data[0] == '\n' && b.data[n - 1] == '\n' && b.data[n] == '\0');
+		free(s);
+	}
+	buf_free(&b);
+}
+
+/* json_string_eq compares unescaped strings only. */
+static void test_string_eq(void)
+{
+	CHECK(json_string_eq(span("\"id\""), "id") == 1);
+	CHECK(json_string_eq(span("\"\""), "") == 1);
+	CHECK(json_string_eq(span("\"id\""), "i") == 0);
+	CHECK(json_string_eq(span("\"id\""), "idx") == 0);
+	CHECK(json_string_eq(span("\"id\""), "ID") == 0);
+	CHECK(json_string_eq(span("\"id\""), "\"id\"") == 0);
+	CHECK(json_string_eq(span("\"\xc3\xa9\""), "\xc3\xa9") == 1);
+	/* escaped strings never compare equal (the protocol's names are plain) */
+	CHECK(json_string_eq(span("\"i\\u0064\""), "id") == 0);
+	CHECK(json_string_eq(span("\"a\\\"b\""), "a\"b") == 0);
+	CHECK(json_string_eq(span("\"a\\\\b\""), "a\\\\b") == 0);
+	/* only strings */
+	CHECK(json_string_eq(span("1"), "1") == 0);
+	CHECK(json_string_eq(span("null"), "null") == 0);
+	CHECK(json_string_eq(span("[\"a\"]"), "a") == 0);
+}
+
+/* Run every test; non-zero exit on any failure. */
+int main(void)
+{
+	test_numbers();
+	test_literals_and_structure();
+	test_strings();
+	test_depth();
+	test_validate_details();
+	test_types();
+	test_iterate_array();
+	test_iterate_object();
+	test_int();
+	test_double();
+	test_string_decode();
+	test_string_eq();
+	return check_exit("test_json");
+}
