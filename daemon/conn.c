@@ -23,7 +23,6 @@
 
 struct conn {
 	struct bufferevent *bev;
-	uid_t uid;
 	int skipping;   /* discarding the rest of an over-long line */
 	int paused;     /* reading stopped until the output drains */
 	int closing;    /* free once the output is flushed */
@@ -337,7 +336,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-void conn_new(evutil_socket_t fd, uid_t uid)
+void conn_new(evutil_socket_t fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -351,7 +350,6 @@ void conn_new(evutil_socket_t fd, uid_t uid)
 		free(c);
 		return;
 	}
-	c->uid = uid;
 	TAILQ_INIT(&c->requests);
 	TAILQ_INSERT_TAIL(&sv.conns, c, link);
 	sv.n_conns++;

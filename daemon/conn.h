@@ -9,8 +9,8 @@
 struct conn;
 struct request_list;
 
-/* Take over an accepted socket from a peer with the given uid. */
-void conn_new(evutil_socket_t fd, uid_t uid);
+/* Take over an accepted socket (its peer's uid already checked). */
+void conn_new(evutil_socket_t fd);
 /* The list of requests in flight on c. */
 struct request_list *conn_requests(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);

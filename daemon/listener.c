@@ -52,7 +52,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	conn_new(fd, cred.uid);
+	conn_new(fd);
 	if (sv.n_conns >= sv.opt.max_connections && !at_limit) {
 		log_warn("%d connections (--max-connections): not accepting more for now",
 		         sv.n_conns);

@@ -43,7 +43,6 @@ struct slot {
 	enum proto_code kill_code; /* PROTO_TIMEOUT when we killed it for a timeout */
 	struct task_list held;
 	uint32_t n_held;
-	uint64_t head_started_ms;
 	uint64_t items_done;
 	uint64_t items_this_worker; /* items sent to the current process */
 	uint64_t restarts;
@@ -243,7 +242,6 @@ static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 	s->n_held--;
 	s->items_done += m->count;
 	s->crashes_in_row = 0;
-	s->head_started_ms = now_ms();
 	slot_arm_deadline(s);
 	ledger_task_result(t, m, msg);
 	slot_retire_if_due(s);
@@ -364,10 +362,8 @@ int pool_send(int idx, struct task *t)
 	t->timeout_ms = r->pr.timeout_ms;
 	TAILQ_INSERT_TAIL(&s->held, t, slink);
 	s->items_this_worker += t->count;
-	if (++s->n_held == 1) {
-		s->head_started_ms = t->sent_ms;
+	if (++s->n_held == 1)
 		slot_arm_deadline(s);
-	}
 	return 0;
 }
 

@@ -10,8 +10,7 @@
 static int n_checks, n_failed;
 
 /* Count one check; print where and why when it failed. Returns cond. */
-static __attribute__((format(printf, 3, 4))) int check_at(int line, int cond, const char *fmt,
-                                                          ...)
+static __attribute__((format(printf, 3, 4))) int check_at(int line, int cond, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -163,7 +162,8 @@ static void test_text(pool_client *c)
 		i = 0;
 		cJSON_ArrayForEach(x, v)
 		{
-			if (!CHECK(x->valuedouble == (double)(i * i), "item %zu: %g", i, x->valuedouble))
+			if (!CHECK(x->valuedouble == (double)(i * i), "item %zu: %g", i,
+			           x->valuedouble))
 				break;
 			i++;
 		}
@@ -191,8 +191,8 @@ static void test_errors(pool_client *c)
 	CHECK(out == NULL, "output set on failure");
 	memset(&e, 0, sizeof(e));
 	r = pool_apply(c, "add", one, NULL, &out, &e);
-	CHECK(r == -POOL_EREQUEST && strcmp(e.code_name, "bad_arity") == 0,
-	      "apply add(1): r=%d %s", r, e.code_name);
+	CHECK(r == -POOL_EREQUEST && strcmp(e.code_name, "bad_arity") == 0, "apply add(1): r=%d %s",
+	      r, e.code_name);
 
 	memset(&e, 0, sizeof(e));
 	r = pool_map(c, "fail", msgs, NULL, &out, &e);
@@ -252,7 +252,8 @@ static void test_info(pool_client *c, int workers)
 
 		CHECK(workers <= 0 || num(st, "workers") == workers, "status workers %g, want %d",
 		      num(st, "workers"), workers);
-		CHECK(cJSON_IsArray(slots) && (workers <= 0 || cJSON_GetArraySize(slots) == workers),
+		CHECK(cJSON_IsArray(slots) &&
+		          (workers <= 0 || cJSON_GetArraySize(slots) == workers),
 		      "status slots");
 		CHECK(num(st, "requests") == 0, "status requests %g", num(st, "requests"));
 		CHECK(num(st, "pid") > 1, "status pid");
@@ -267,7 +268,8 @@ static void test_info(pool_client *c, int workers)
 
 			if (name && strcmp(name, "add") == 0) {
 				found = 1;
-				CHECK(num(f, "min_args") == 2 && num(f, "max_args") == 2, "add arity");
+				CHECK(num(f, "min_args") == 2 && num(f, "max_args") == 2,
+				      "add arity");
 			}
 		}
 		CHECK(found, "functions has no add");
