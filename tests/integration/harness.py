@@ -246,21 +246,14 @@ class Client:
         return self.recv_id(self.send(obj), timeout)
 
     def expect_silence(self, seconds):
-        """Fail if any byte arrives within `seconds` (used sparingly, for 'no reply' checks)."""
+        """Fail if anything arrives within `seconds` (for 'no reply yet' checks only)."""
         r, _, _ = select.select([self.sock], [], [], seconds)
-        check(not r and not self.buf, "unexpected data from the daemon: %s" % _short(bytes(self.buf)))
-
-
-def connect_retry(path, timeout):
-    """Connect once the socket accepts, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return Client(path)
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            if time.monotonic() >= deadline:
-                raise AssertionError("socket %s never accepted: %s" % (path, e))
-            time.sleep(0.01)
+        if r:
+            try:
+                self.buf += self.sock.recv(1 << 16)
+            except BlockingIOError:
+                pass
+        check(not self.buf, "unexpected data from the daemon: %s" % _short(bytes(self.buf)))
 
 
 # ------------------------------------------------------------------- daemon
@@ -269,15 +262,17 @@ _live_daemons = []
 _case_daemons = []
 
 PR_SET_PDEATHSIG = 1
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _libc = None
 
 
 def _child_setup():
-    # The daemon dies with the test process, whatever kills the test.
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass
+    # The daemon dies with the test process, whatever kills the test. The signal
+    # follows the forking thread: start daemons from the main thread only.
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def pid_alive(pid):
@@ -323,7 +318,10 @@ class Daemon:
         return self.proc.pid
 
     def start(self):
-        self.dir = tempfile.mkdtemp(prefix="poold-it-")
+        # Short paths: the socket and the daemon's nanomsg files must fit sun_path, and
+        # poold uses $TMPDIR for its runtime dir only when it is at most 40 bytes.
+        base = tempfile.gettempdir()
+        self.dir = tempfile.mkdtemp(prefix="poold-it-", dir=base if len(base) <= 24 else "/tmp")
         self.sock = os.path.join(self.dir, "s.sock")
         self.log_path = os.path.join(self.dir, "poold.log")
         env = dict(os.environ)
@@ -475,6 +473,7 @@ class Daemon:
             while left and time.monotonic() < deadline:
                 time.sleep(0.02)
                 left = self.own_processes()
+            self.leftovers = left
             for pid in left:
                 sys.stderr.write("harness: process %d outlived poold; SIGKILL\n" % pid)
                 try:
@@ -494,6 +493,8 @@ class Daemon:
         for marker in SANITIZER_MARKERS:
             if marker in log:
                 out.append("poold (or a worker) printed '%s'" % marker)
+        if getattr(self, "leftovers", None):
+            out.append("processes outlived poold by 5s: %s" % self.leftovers)
         if self.proc is not None and self.returncode is not None and self.returncode != 0:
             out.append("poold exited with status %s" % self.returncode)
         return out
