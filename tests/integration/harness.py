@@ -304,7 +304,6 @@ class Daemon:
         self.log_path = None
         self.proc = None
         self.returncode = None
-        self.worker_pids_seen = set()
 
     def __enter__(self):
         self.start()
@@ -319,9 +318,10 @@ class Daemon:
 
     def start(self):
         # Short paths: the socket and the daemon's nanomsg files must fit sun_path, and
-        # poold uses $TMPDIR for its runtime dir only when it is at most 40 bytes.
+        # poold uses $TMPDIR for its runtime dir only when it is at most 40 bytes
+        # (BASE/poold-it-XXXXXXXX is 18 bytes longer than BASE).
         base = tempfile.gettempdir()
-        self.dir = tempfile.mkdtemp(prefix="poold-it-", dir=base if len(base) <= 24 else "/tmp")
+        self.dir = tempfile.mkdtemp(prefix="poold-it-", dir=base if len(base) <= 22 else "/tmp")
         self.sock = os.path.join(self.dir, "s.sock")
         self.log_path = os.path.join(self.dir, "poold.log")
         env = dict(os.environ)
@@ -351,8 +351,8 @@ class Daemon:
                         reply = c.call({"op": "ping"}, timeout=max(deadline - time.monotonic(), 1))
                     check_eq(reply.get("pid"), self.proc.pid, "ping pid")
                     break
-                except (ConnectionRefusedError, FileNotFoundError, EOFError, TimeoutError):
-                    pass
+                except (OSError, EOFError):
+                    pass  # not listening yet, or a stale socket file
             if time.monotonic() >= deadline:
                 raise AssertionError("poold did not answer ping within %.0fs\n%s" %
                                      (timeout, self.log()))
@@ -380,11 +380,7 @@ class Daemon:
         reply = self.call({"op": "status"}, timeout)
         check(reply.get("ok") is True and isinstance(reply.get("status"), dict),
               "status failed: %s" % _short(reply))
-        st = reply["status"]
-        for s in st.get("slots", []):
-            if s.get("pid"):
-                self.worker_pids_seen.add(s["pid"])
-        return st
+        return reply["status"]
 
     def worker_pids(self):
         """Pids of the slots that have a process now (from status)."""
@@ -463,7 +459,7 @@ class Daemon:
 
     def cleanup(self):
         """Stop the daemon, kill anything of ours still alive, remove the temp dir."""
-        if self.proc is None or self.dir is None:
+        if self.dir is None:
             return
         try:
             self.stop()
