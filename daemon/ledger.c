@@ -197,7 +197,6 @@ void ledger_dispatch(void)
 			continue;
 		}
 		task_set_state(t, TASK_SENT);
-		t->slot = s;
 		if (request_has_work(r))
 			request_schedule(r);
 	}

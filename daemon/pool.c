@@ -111,11 +111,6 @@ static void slot_terminate(struct slot *s)
 	evtimer_add(s->ev_kill, &tv);
 }
 
-static uint32_t task_timeout(const struct task *t)
-{
-	return t->req ? t->req->pr.timeout_ms : t->timeout_ms;
-}
-
 /* (Re)arm the deadline of the task the worker is running now. */
 static void slot_arm_deadline(struct slot *s)
 {
@@ -124,9 +119,9 @@ static void slot_arm_deadline(struct slot *s)
 	struct timeval tv;
 
 	evtimer_del(s->ev_timer);
-	if (!t || !task_timeout(t) || s->kill_code)
+	if (!t || !t->timeout_ms || s->kill_code)
 		return;
-	ms = (uint64_t)task_timeout(t) * t->count;
+	ms = (uint64_t)t->timeout_ms * t->count;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(s->ev_timer, &tv);
@@ -144,7 +139,9 @@ static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (TAILQ_EMPTY(&s->held))
 		return;
-	log_warn("worker %u (pid %d) ran past its timeout; stopping it", s->index, (int)s->pid);
+	log_warn("worker %u (pid %d) ran task %llu for %llu ms, past its timeout; stopping it",
+	         s->index, (int)s->pid, (unsigned long long)TAILQ_FIRST(&s->held)->id,
+	         (unsigned long long)(now_ms() - TAILQ_FIRST(&s->held)->sent_ms));
 	s->kill_code = PROTO_TIMEOUT;
 	slot_terminate(s);
 }
