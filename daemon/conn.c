@@ -25,11 +25,13 @@ struct conn {
 	struct bufferevent *bev;
 	int skipping;   /* discarding the rest of an over-long line */
 	int paused;     /* reading stopped until the output drains */
+	int blocked;    /* streams over their window: reading stopped until they drain */
 	int closing;    /* free once the output is flushed */
 	int eof;        /* the client shut its sending side: answer, flush, close */
 	size_t scanned; /* input bytes already searched for a newline */
 	int n_requests;
 	struct request_list requests;
+	struct event *ev_resume; /* deferred: handle lines buffered while not reading */
 	TAILQ_ENTRY(conn) link;
 };
 
@@ -65,6 +67,25 @@ void conn_request_removed(struct conn *c)
 	c->n_requests--;
 }
 
+/* Read from the socket unless paused, blocked or closed; handle buffered lines soon. */
+static void conn_resume(struct conn *c)
+{
+	if (c->paused || c->blocked || c->closing)
+		return;
+	if (!c->eof)
+		bufferevent_enable(c->bev, EV_READ);
+	event_active(c->ev_resume, EV_TIMEOUT, 1);
+}
+
+void conn_block(struct conn *c, int delta)
+{
+	c->blocked += delta;
+	if (c->blocked && delta > 0)
+		bufferevent_disable(c->bev, EV_READ);
+	else if (!c->blocked)
+		conn_resume(c);
+}
+
 /* After adding output: pause reading while the client is not keeping up. */
 void conn_reply_sent(struct conn *c)
 {
@@ -82,6 +103,7 @@ static void conn_free(struct conn *c)
 		request_free(r);
 	TAILQ_REMOVE(&sv.conns, c, link);
 	sv.n_conns--;
+	event_free(c->ev_resume);
 	bufferevent_free(c->bev);
 	free(c);
 	listener_conn_closed();
@@ -173,11 +195,22 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	struct proto_request pr;
 	struct proto_error err;
 
+	struct request *r;
+
 	if (proto_parse_request(line, len, &lim, &pr, &err) < 0)
 		goto fail;
+	if (pr.op == OP_FEED || pr.op == OP_END) {
+		r = find_request(c, pr.id);
+		if (!r || !r->pr.stream) {
+			proto_error_set(&err, PROTO_NOT_FOUND, -1,
+			                "no open stream with this id on this connection");
+			goto fail;
+		}
+		request_feed(r, line, &pr);
+		return;
+	}
 	if (pr.op != OP_MAP && pr.op != OP_APPLY) {
 		handle_simple_op(c, &pr);
-		proto_request_deinit(&pr);
 		free(line);
 		return;
 	}
@@ -206,7 +239,6 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	return;
 fail:
 	conn_send_error(c, pr.id, &err);
-	proto_request_deinit(&pr);
 	free(line);
 }
 
@@ -226,7 +258,7 @@ static void conn_read(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
-	while (!c->paused && !c->closing) {
+	while (!c->paused && !c->blocked && !c->closing) {
 		size_t eol_len = 0, len = evbuffer_get_length(in);
 		struct evbuffer_ptr p;
 		char *line;
@@ -297,6 +329,14 @@ static int conn_maybe_close(struct conn *c)
 	return 0;
 }
 
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_read(c);
+	conn_maybe_close(c);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -305,9 +345,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	if (c->paused && evbuffer_get_length(conn_output(c)) <= OUT_LOW) {
 		c->paused = 0;
-		if (!c->eof)
-			bufferevent_enable(c->bev, EV_READ);
-		conn_read(c); /* lines already buffered do not fire the read callback */
+		conn_resume(c); /* lines already buffered do not fire the read callback */
 	}
 }
 
@@ -345,8 +383,14 @@ void conn_new(evutil_socket_t fd)
 		return;
 	}
 	c->bev = bufferevent_socket_new(sv.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
+	c->ev_resume = evtimer_new(sv.base, on_resume, c);
+	if (!c->bev || !c->ev_resume) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->ev_resume)
+			event_free(c->ev_resume);
 		free(c);
 		return;
 	}

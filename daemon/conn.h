@@ -20,6 +20,8 @@ void conn_send_error(struct conn *c, struct json_span id, const struct proto_err
 void conn_request_added(struct conn *c);
 void conn_request_removed(struct conn *c);
 void conn_reply_sent(struct conn *c);
+/* A stream went over (+1) or back under (-1) its window: stop or resume reading. */
+void conn_block(struct conn *c, int delta);
 /* Answer every request in flight with an error. */
 void conn_abort_all(enum proto_code code, const char *why);
 /* Graceful stop: answer no more requests, close every connection once flushed. */

@@ -26,7 +26,7 @@ static void task_set_state(struct task *t, enum task_state st)
 		t->slot = -1;
 }
 
-struct task *ledger_task_new(struct request *req, uint32_t first, uint32_t count)
+struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count)
 {
 	struct task *t = calloc(1, sizeof(*t));
 
@@ -79,19 +79,18 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 	if (m->count < t->count &&
 	    (m->first_error == WIRE_NO_ERROR || r->pr.on_error == ON_ERROR_COLLECT)) {
 		/* The worker answered part of the chunk (its result filled a message). */
-		struct task *rest = ledger_task_new(r, t->first + m->count, t->count - m->count);
+		struct task *rest = request_split_task(r, t, m->count);
 
 		if (!rest) {
 			nn_freemsg(msg);
 			request_abort(r, PROTO_INTERNAL, "out of memory");
 			return;
 		}
-		rest->attempts = t->attempts;
-		t->count = m->count;
-		TAILQ_INSERT_AFTER(&r->tasks, t, rest, rlink);
 		TAILQ_INSERT_HEAD(&r->retryq, rest, qlink);
 		request_schedule(r);
 	}
+	if (m->busy_ns)
+		request_observe(r, m->count, m->busy_ns);
 	t->count = m->count; /* fail mode stops at the first failed item */
 	t->msg = msg;
 	t->msg_is_nn = 1;
@@ -152,16 +151,12 @@ void ledger_task_lost(struct task *t, int charge, enum proto_code code, const ch
 		return;
 	}
 	if (charge && t->count > 1) {
-		uint32_t half = t->count / 2;
-		struct task *c = ledger_task_new(r, t->first + half, t->count - half);
+		struct task *c = request_split_task(r, t, t->count / 2);
 
 		if (!c) {
 			request_abort(r, PROTO_INTERNAL, "out of memory");
 			return;
 		}
-		c->attempts = t->attempts;
-		t->count = half;
-		TAILQ_INSERT_AFTER(&r->tasks, t, c, rlink);
 		TAILQ_INSERT_HEAD(&r->retryq, c, qlink);
 		TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
 		request_schedule(r);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "json.h"
 #include "proto.h"
 #include "wire.h"
 
@@ -14,11 +15,14 @@ enum task_state {
 };
 
 struct request;
+struct batch;
 
 struct task {
 	uint64_t id;
-	struct request *req; /* NULL once the request is gone (orphan) */
-	uint32_t first;      /* index of the first item */
+	struct request *req;    /* NULL once the request is gone (orphan) */
+	struct batch *batch;    /* the line holding the items' text; NULL for orphans */
+	struct json_span items; /* the items' text, "a,b,c" */
+	uint64_t first;         /* index of the first item in the request */
 	uint32_t count;
 	enum task_state state;
 	int slot;
@@ -40,7 +44,7 @@ struct task {
 TAILQ_HEAD(task_list, task);
 
 /* A new queued task for items [first, first+count) of req. */
-struct task *ledger_task_new(struct request *req, uint32_t first, uint32_t count);
+struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count);
 void ledger_task_free(struct task *t);
 /* A worker answered t with message m (msg is the nanomsg buffer, taken). */
 void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg);

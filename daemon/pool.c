@@ -317,8 +317,6 @@ int pool_send(int idx, struct task *t)
 {
 	struct slot *s = &slots[idx];
 	struct request *r = t->req;
-	const struct json_span *first = &r->pr.items[t->first];
-	const struct json_span *last = &r->pr.items[t->first + t->count - 1];
 	struct wire_msg m = {.type = WIRE_TASK,
 	                     .slot = s->index,
 	                     .gen = s->gen,
@@ -342,8 +340,8 @@ int pool_send(int idx, struct task *t)
 	iov[0].iov_len = head.len;
 	iov[1].iov_base = "[";
 	iov[1].iov_len = 1;
-	iov[2].iov_base = (void *)first->p;
-	iov[2].iov_len = (size_t)(last->p + last->len - first->p);
+	iov[2].iov_base = (void *)t->items.p;
+	iov[2].iov_len = t->items.len;
 	iov[3].iov_base = "]";
 	iov[3].iov_len = 1;
 	if (nn_sendmsg(s->sock, &hdr, NN_DONTWAIT) < 0) {

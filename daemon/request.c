@@ -2,25 +2,53 @@
 #include "request.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <nanomsg/nn.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "log.h"
+#include "reply.h"
 #include "supervisor.h"
 
 /* Chunks stay under this many bytes of items, whatever the item count. */
 #define CHUNK_MAX_BYTES (1024 * 1024)
+/*
+ * Automatic chunks aim at this much work: a task costs about one ipc round
+ * trip (~50 us) in the supervisor and the worker, so 2 ms of work keeps that
+ * overhead near 2 % while a slow item still travels alone.
+ */
+#define CHUNK_TARGET_NS 2000000.0
 
-static int check_arity(struct request *r, struct proto_error *err)
+/* Measured cost of one item per function, shared by requests (seeds new ones). */
+static struct fn_cost {
+	const struct fn_def *fn;
+	double ns_per_item;
+} costs[64];
+
+static struct fn_cost *cost_of(const struct fn_def *fn)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
+		if (costs[i].fn == fn || !costs[i].fn) {
+			costs[i].fn = fn;
+			return &costs[i];
+		}
+	}
+	return NULL;
+}
+
+/* Check the arity of each item of args (star) or of the apply's call. */
+static int check_items(struct request *r, struct json_span args, struct proto_error *err)
 {
 	const struct fn_def *d = r->fn;
-	size_t i, n;
+	struct json_iter it;
+	struct json_span e;
+	uint64_t i = r->n_items;
+	size_t n;
 
 	if (r->pr.op == OP_APPLY) {
-		n = json_array_count(r->pr.args);
+		n = json_array_count(args);
 		if ((int)n < d->min_args || (int)n > d->max_args)
 			return proto_error_set(err, PROTO_BAD_ARITY, -1,
 			                       "%s takes %d to %d arguments, got %zu", d->name,
@@ -35,32 +63,79 @@ static int check_arity(struct request *r, struct proto_error *err)
 			                       d->name, d->min_args);
 		return 0;
 	}
-	for (i = 0; i < r->pr.n_items; i++) {
-		n = json_array_count(r->pr.items[i]);
+	json_iter_init(&it, args);
+	for (; json_array_next(&it, &e); i++) {
+		if (json_type(e) != JSON_ARRAY)
+			return proto_error_set(err, PROTO_INVALID_REQUEST, (long)i,
+			                       "starmap item %llu is not an array of arguments",
+			                       (unsigned long long)i);
+		n = json_array_count(e);
 		if ((int)n < d->min_args || (int)n > d->max_args)
 			return proto_error_set(err, PROTO_BAD_ARITY, (long)i,
-			                       "item %zu: %s takes %d to %d arguments, got %zu", i,
-			                       d->name, d->min_args, d->max_args, n);
+			                       "item %llu: %s takes %d to %d arguments, got %zu",
+			                       (unsigned long long)i, d->name, d->min_args,
+			                       d->max_args, n);
 	}
 	return 0;
+}
+
+/* Queue args (n items) for cutting; line (may be NULL) is owned by the batch. */
+static int add_batch(struct request *r, char *line, struct json_span args, size_t n)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	b->line = line;
+	json_iter_init(&b->cut, args);
+	b->left = (uint32_t)n;
+	b->refs = 1;
+	TAILQ_INSERT_TAIL(&r->batches, b, link);
+	if (!r->cutting)
+		r->cutting = b;
+	r->n_items += n;
+	sv.items_in_flight += n;
+	return 0;
+}
+
+static void batch_unref(struct request *r, struct batch *b)
+{
+	if (--b->refs)
+		return;
+	TAILQ_REMOVE(&r->batches, b, link);
+	free(b->line);
+	free(b);
+}
+
+/* Answer r with err and free it. */
+static void request_fail(struct request *r, const struct proto_error *err)
+{
+	conn_send_error(r->conn, r->pr.id, err);
+	request_free(r);
 }
 
 int request_start(struct conn *c, char *line, struct proto_request *pr)
 {
 	struct request *r = calloc(1, sizeof(*r));
 	struct proto_error err;
-	uint32_t auto_chunk;
 
 	if (!r) {
 		proto_error_set(&err, PROTO_INTERNAL, -1, "out of memory");
-		goto fail;
+		conn_send_error(c, pr->id, &err);
+		free(line);
+		return -ENOMEM;
 	}
 	r->conn = c;
 	r->line = line;
 	r->pr = *pr;
 	r->start_ms = now_ms();
+	r->ended = !pr->stream;
 	TAILQ_INIT(&r->tasks);
 	TAILQ_INIT(&r->retryq);
+	TAILQ_INIT(&r->batches);
+	TAILQ_INSERT_TAIL(conn_requests(c), r, clink);
+	conn_request_added(c);
+	sv.n_requests++;
 	r->fn = registry_find(r->pr.fn, strlen(r->pr.fn));
 	if (!r->fn) {
 		proto_error_set(&err, PROTO_UNKNOWN_FUNCTION, -1,
@@ -68,45 +143,85 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 		goto fail;
 	}
 	if (r->pr.op == OP_APPLY) {
-		r->pr.items = malloc(sizeof(*r->pr.items));
-		if (!r->pr.items) {
-			proto_error_set(&err, PROTO_INTERNAL, -1, "out of memory");
+		/*
+		 * One item, the argument list itself: a batch iterates the inside
+		 * of the span it gets, so widen args by a byte on each side.
+		 */
+		struct json_span one = {r->pr.args.p - 1, r->pr.args.len + 2};
+
+		if (check_items(r, r->pr.args, &err) < 0)
 			goto fail;
-		}
-		r->pr.items[0] = r->pr.args;
+		r->pr.args = one;
 		r->pr.n_items = 1;
-	}
-	if (check_arity(r, &err) < 0)
+	} else if (r->pr.has_args && check_items(r, r->pr.args, &err) < 0) {
 		goto fail;
-	auto_chunk = (uint32_t)((r->pr.n_items + (size_t)sv.opt.workers * 4 - 1) /
-	                        ((size_t)sv.opt.workers * 4));
-	r->chunksize = r->pr.chunksize ? r->pr.chunksize : auto_chunk ? auto_chunk : 1;
-	TAILQ_INSERT_TAIL(conn_requests(c), r, clink);
-	conn_request_added(c);
-	sv.n_requests++;
-	sv.items_in_flight += r->pr.n_items;
-	if (r->pr.n_items == 0) {
+	}
+	if (r->pr.has_args && r->pr.n_items && add_batch(r, NULL, r->pr.args, r->pr.n_items) < 0) {
+		proto_error_set(&err, PROTO_INTERNAL, -1, "out of memory");
+		goto fail;
+	}
+	if (r->ended && r->n_items == 0) {
 		request_task_done(r, NULL);
 		return 0;
 	}
+	request_check_window(r);
 	request_schedule(r);
 	ledger_dispatch();
 	return 0;
 fail:
-	conn_send_error(c, pr->id, &err);
-	if (r) {
-		proto_request_deinit(&r->pr);
-		free(r);
-	} else {
-		proto_request_deinit(pr);
-	}
-	free(line);
+	request_fail(r, &err);
 	return -EINVAL;
+}
+
+void request_feed(struct request *r, char *line, const struct proto_request *pr)
+{
+	struct proto_error err;
+
+	if (r->ended) {
+		free(line);
+		proto_error_set(&err, PROTO_INVALID_REQUEST, -1,
+		                "a feed after the stream's end; the stream is cancelled");
+		request_fail(r, &err);
+		return;
+	}
+	if (pr->has_args && pr->n_items) {
+		if (check_items(r, pr->args, &err) < 0) {
+			free(line);
+			request_fail(r, &err);
+			return;
+		}
+		if (add_batch(r, line, pr->args, pr->n_items) < 0) {
+			free(line);
+			request_abort(r, PROTO_INTERNAL, "out of memory");
+			return;
+		}
+	} else {
+		free(line);
+	}
+	if (pr->end || pr->op == OP_END)
+		r->ended = 1;
+	if (r->ended && r->n_written == r->n_items) {
+		request_task_done(r, NULL);
+		return;
+	}
+	request_check_window(r);
+	request_schedule(r);
+	ledger_dispatch();
+}
+
+void request_check_window(struct request *r)
+{
+	int full = r->pr.stream && !r->ended && r->n_items - r->n_written >= r->pr.window;
+
+	if (full == r->full)
+		return;
+	r->full = full;
+	conn_block(r->conn, full ? 1 : -1);
 }
 
 int request_has_work(const struct request *r)
 {
-	return !TAILQ_EMPTY(&r->retryq) || r->next_item < r->pr.n_items;
+	return !TAILQ_EMPTY(&r->retryq) || r->cutting;
 }
 
 void request_schedule(struct request *r)
@@ -117,142 +232,205 @@ void request_schedule(struct request *r)
 	r->in_pending = 1;
 }
 
+/*
+ * Items for the next chunk: enough for CHUNK_TARGET_NS of work at the
+ * measured cost per item (one item while the cost is unknown), but never more
+ * than a 1/(2W) share of the items waiting, so that every worker gets some and
+ * the last chunks of a map are small (guided self-scheduling).
+ */
+static uint32_t chunk_items(const struct request *r)
+{
+	uint64_t avail = r->n_items - r->n_cut, share, want;
+	uint64_t w2 = (uint64_t)sv.opt.workers * 2;
+	double ns = r->ns_per_item;
+
+	if (r->pr.chunksize)
+		return r->pr.chunksize;
+	if (ns <= 0) {
+		const struct fn_cost *c = cost_of(r->fn);
+
+		ns = c ? c->ns_per_item : 0;
+	}
+	if (ns <= 0)
+		return 1;
+	share = (avail + w2 - 1) / w2;
+	want = ns >= CHUNK_TARGET_NS ? 1 : (uint64_t)(CHUNK_TARGET_NS / ns);
+	if (want > share)
+		want = share;
+	if (want > PROTO_MAX_CHUNKSIZE)
+		want = PROTO_MAX_CHUNKSIZE;
+	return want ? (uint32_t)want : 1;
+}
+
+void request_observe(struct request *r, uint32_t count, uint64_t ns)
+{
+	double sample = (double)ns / count;
+	struct fn_cost *c = cost_of(r->fn);
+
+	/* Moving averages: recent chunks count most, one odd chunk does not rule. */
+	r->ns_per_item = r->ns_per_item > 0 ? 0.7 * r->ns_per_item + 0.3 * sample : sample;
+	if (c)
+		c->ns_per_item = c->ns_per_item > 0 ? 0.9 * c->ns_per_item + 0.1 * sample : sample;
+}
+
 struct task *request_next_task(struct request *r)
 {
 	struct task *t = TAILQ_FIRST(&r->retryq);
-	uint32_t n = 0;
+	struct batch *b = r->cutting;
+	uint32_t want = chunk_items(r), n = 0;
+	struct json_span e, span = {NULL, 0};
 	size_t bytes = 0;
 
 	if (t) {
 		TAILQ_REMOVE(&r->retryq, t, qlink);
 		return t;
 	}
-	while (r->next_item + n < r->pr.n_items && n < r->chunksize) {
-		bytes += r->pr.items[r->next_item + n].len + 1;
-		if (n > 0 && bytes > CHUNK_MAX_BYTES)
-			break;
-		n++;
-	}
-	t = ledger_task_new(r, r->next_item, n);
+	t = ledger_task_new(r, r->n_cut, 0);
 	if (!t)
 		return NULL;
-	r->next_item += n;
+	while (n < want && n < b->left) {
+		struct json_iter save = b->cut;
+
+		json_array_next(&b->cut, &e);
+		bytes += e.len + 1;
+		if (n > 0 && bytes > CHUNK_MAX_BYTES) {
+			b->cut = save;
+			break;
+		}
+		if (n == 0)
+			span.p = e.p;
+		span.len = (size_t)(e.p + e.len - span.p);
+		n++;
+	}
+	t->count = n;
+	t->items = span;
+	t->batch = b;
+	b->refs++;
+	b->left -= n;
+	r->n_cut += n;
+	if (b->left == 0) {
+		r->cutting = TAILQ_NEXT(b, link);
+		batch_unref(r, b);
+	}
 	TAILQ_INSERT_TAIL(&r->tasks, t, rlink);
 	if (!r->prefix)
 		r->prefix = t;
 	return t;
 }
 
-static void free_nn(const void *data, size_t len, void *msg)
+struct task *request_split_task(struct request *r, struct task *t, uint32_t k)
 {
-	nn_freemsg(msg);
-}
-
-static void free_heap(const void *data, size_t len, void *msg)
-{
-	free(msg);
-}
-
-/* Move t's answer into out without copying; out frees it once written. */
-static void add_answer(struct evbuffer *out, struct task *t)
-{
-	if (evbuffer_add_reference(out, t->result, t->result_len,
-	                           t->msg_is_nn ? free_nn : free_heap, t->msg) == 0) {
-		t->msg = NULL;
-		return;
-	}
-	evbuffer_add(out, t->result, t->result_len);
-}
-
-static void add_id(struct evbuffer *out, const struct request *r, const char *rest)
-{
-	evbuffer_add(out, "{\"id\":", 6);
-	evbuffer_add(out, r->pr.id.p, r->pr.id.len);
-	evbuffer_add(out, rest, strlen(rest));
-}
-
-static void reply_results(struct request *r)
-{
-	struct evbuffer *out = conn_output(r->conn);
-	struct task *t;
-	int first = 1;
-
-	if (r->pr.op == OP_APPLY) {
-		add_id(out, r, ",\"ok\":true,\"result\":");
-		add_answer(out, TAILQ_FIRST(&r->tasks));
-		evbuffer_add(out, "}\n", 2);
-		return;
-	}
-	add_id(out, r, ",\"ok\":true,\"results\":[");
-	TAILQ_FOREACH(t, &r->tasks, rlink)
-	{
-		if (!first)
-			evbuffer_add(out, ",", 1);
-		first = 0;
-		add_answer(out, t);
-	}
-	evbuffer_add(out, "]", 1);
-	if (r->pr.on_error == ON_ERROR_COLLECT) {
-		struct buf b = {0};
-
-		buf_adds(&b, ",\"failed\":[");
-		first = 1;
-		TAILQ_FOREACH(t, &r->tasks, rlink)
-		{
-			uint32_t i;
-
-			for (i = 0; i < t->n_failed; i++) {
-				buf_printf(&b, "%s%u", first ? "" : ",", t->first + t->failed[i]);
-				first = 0;
-			}
-		}
-		buf_addc(&b, ']');
-		evbuffer_add(out, b.data, b.len);
-		buf_free(&b);
-	}
-	evbuffer_add(out, "}\n", 2);
-}
-
-/* Fail the request with item t->first + t->first_error's error, as Pool.map raises. */
-static void reply_failure(struct request *r, struct task *t)
-{
-	struct evbuffer *out = conn_output(r->conn);
-	struct json_iter it = {t->result, t->result + t->result_len};
-	struct json_span e, key, val;
+	struct task *rest = ledger_task_new(r, t->first + k, t->count - k);
+	struct json_iter it = {t->items.p, t->items.p + t->items.len};
+	struct json_span e;
 	uint32_t i;
 
-	for (i = 0; i <= t->first_error; i++)
+	if (!rest)
+		return NULL;
+	for (i = 0; i <= k; i++)
 		json_array_next(&it, &e);
-	json_iter_init(&it, e);
-	json_object_next(&it, &key, &val);
-	add_id(out, r, ",\"ok\":false,\"error\":");
-	evbuffer_add(out, val.p, val.len - 1);
-	if (r->pr.op == OP_MAP)
-		evbuffer_add_printf(out, ",\"index\":%u", t->first + t->first_error);
-	evbuffer_add(out, "}}\n", 3);
+	rest->items.p = e.p;
+	rest->items.len = (size_t)(t->items.p + t->items.len - e.p);
+	t->items.len = (size_t)(e.p - t->items.p);
+	while (t->items.len && (t->items.p[t->items.len - 1] == ',' ||
+	                        (unsigned char)t->items.p[t->items.len - 1] <= ' '))
+		t->items.len--;
+	t->count = k;
+	rest->attempts = t->attempts;
+	rest->batch = t->batch;
+	t->batch->refs++;
+	TAILQ_INSERT_AFTER(&r->tasks, t, rest, rlink);
+	return rest;
 }
 
-void request_task_done(struct request *r, struct task *t)
+void request_drop_task(struct request *r, struct task *t)
 {
-	if (t)
-		r->items_answered += t->count;
+	if (r->prefix == t)
+		r->prefix = TAILQ_NEXT(t, rlink);
+	TAILQ_REMOVE(&r->tasks, t, rlink);
+	if (t->batch)
+		batch_unref(r, t->batch);
+	ledger_task_free(t);
+}
+
+/* A map or apply: reply once every item is answered, or at its first failure. */
+static void map_progress(struct request *r)
+{
 	while (r->prefix && r->prefix->state == TASK_DONE) {
 		if (r->prefix->first_error != WIRE_NO_ERROR &&
 		    (r->pr.on_error == ON_ERROR_FAIL || r->pr.op == OP_APPLY)) {
 			reply_failure(r, r->prefix);
-			conn_reply_sent(r->conn);
 			request_free(r);
 			return;
 		}
 		r->prefix = TAILQ_NEXT(r->prefix, rlink);
 	}
-	if (r->items_answered < r->pr.n_items)
+	if (r->prefix || r->n_cut < r->n_items || !TAILQ_EMPTY(&r->retryq))
 		return;
-	log_debug("request %.*s: %zu items in %llu ms", (int)r->pr.id.len, r->pr.id.p,
-	          r->pr.n_items, (unsigned long long)(now_ms() - r->start_ms));
-	reply_results(r);
-	conn_reply_sent(r->conn);
+	log_debug("request %.*s: %llu items in %llu ms", (int)r->pr.id.len, r->pr.id.p,
+	          (unsigned long long)r->n_items, (unsigned long long)(now_ms() - r->start_ms));
+	reply_map(r);
 	request_free(r);
+}
+
+/*
+ * Write the answered items of task t (all, or those before its failure in
+ * fail mode) into the open part p. Returns 1 when the stream failed at t.
+ */
+static int stream_take(struct request *r, struct task *t, struct reply_part *p)
+{
+	int fails = t->first_error != WIRE_NO_ERROR && r->pr.on_error == ON_ERROR_FAIL;
+	uint32_t k = fails ? t->first_error : t->count;
+
+	if (k) {
+		if (!p->open)
+			reply_part_begin(p, r, t->first);
+		reply_part_add(p, r, t, k);
+	}
+	r->n_written += k;
+	sv.items_in_flight -= k;
+	return fails;
+}
+
+/* A stream: write what is ready (in order, or as it finishes), then maybe the end. */
+static void stream_progress(struct request *r, struct task *done)
+{
+	struct reply_part p = {0};
+	struct task *t = done;
+	int failed = 0;
+
+	if (r->pr.ordered) {
+		while (!failed && (t = TAILQ_FIRST(&r->tasks)) && t->state == TASK_DONE) {
+			failed = stream_take(r, t, &p);
+			if (!failed)
+				request_drop_task(r, t);
+		}
+	} else if (t) {
+		failed = stream_take(r, t, &p);
+		if (!failed)
+			request_drop_task(r, t);
+	}
+	if (p.open)
+		reply_part_end(&p, r);
+	if (failed) {
+		reply_failure(r, t);
+		request_free(r);
+		return;
+	}
+	if (r->ended && r->n_written == r->n_items) {
+		reply_done(r);
+		request_free(r);
+		return;
+	}
+	request_check_window(r);
+}
+
+void request_task_done(struct request *r, struct task *t)
+{
+	if (r->pr.stream)
+		stream_progress(r, t);
+	else
+		map_progress(r);
 }
 
 void request_abort(struct request *r, enum proto_code code, const char *why)
@@ -260,28 +438,36 @@ void request_abort(struct request *r, enum proto_code code, const char *why)
 	struct proto_error err;
 
 	proto_error_set(&err, code, -1, "%s", why);
-	conn_send_error(r->conn, r->pr.id, &err);
-	request_free(r);
+	request_fail(r, &err);
 }
 
 void request_free(struct request *r)
 {
 	struct task *t, *next;
+	struct batch *b;
 
 	TAILQ_REMOVE(conn_requests(r->conn), r, clink);
+	if (r->full)
+		conn_block(r->conn, -1);
 	conn_request_removed(r->conn);
 	if (r->in_pending)
 		TAILQ_REMOVE(&sv.pending, r, plink);
 	for (t = TAILQ_FIRST(&r->tasks); t; t = next) {
 		next = TAILQ_NEXT(t, rlink);
-		if (t->state == TASK_SENT)
+		if (t->state == TASK_SENT) {
 			t->req = NULL;
-		else
+			t->batch = NULL;
+		} else {
 			ledger_task_free(t);
+		}
+	}
+	while ((b = TAILQ_FIRST(&r->batches))) {
+		TAILQ_REMOVE(&r->batches, b, link);
+		free(b->line);
+		free(b);
 	}
 	sv.n_requests--;
-	sv.items_in_flight -= r->pr.n_items;
-	proto_request_deinit(&r->pr);
+	sv.items_in_flight -= r->n_items - r->n_written;
 	free(r->line);
 	free(r);
 	supervisor_check_idle();

@@ -4,11 +4,26 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "json.h"
 #include "ledger.h"
 #include "proto.h"
 #include "registry.h"
 
 struct conn;
+
+/*
+ * One line's array of items: a map's args or one feed of a stream. Items are
+ * cut into tasks straight from the line's text (no per-item storage); the
+ * batch lives while a task points into it or items are left to cut.
+ */
+struct batch {
+	char *line;           /* owned text, NULL when it is the request's own line */
+	struct json_iter cut; /* the items not yet cut */
+	uint32_t left;        /* how many */
+	uint32_t refs;        /* tasks pointing into the text, +1 while items are left */
+	TAILQ_ENTRY(batch) link;
+};
+TAILQ_HEAD(batch_list, batch);
 
 struct request;
 TAILQ_HEAD(request_list, request);
@@ -18,12 +33,18 @@ struct request {
 	char *line; /* the request line; pr's spans point into it */
 	struct proto_request pr;
 	const struct fn_def *fn;
-	uint32_t chunksize;
-	uint32_t next_item;      /* first item not yet cut into a task */
-	uint32_t items_answered; /* items with a final answer */
-	struct task_list tasks;  /* in item order */
-	struct task *prefix;     /* first task not yet done, NULL when none */
-	struct task_list retryq; /* tasks to send again */
+	struct batch_list batches; /* live batches, oldest first */
+	struct batch *cutting;     /* first batch with items left, NULL when none */
+	uint64_t n_items;          /* items received (a map: all of them) */
+	uint64_t n_cut;            /* items cut into tasks */
+	uint64_t n_written;        /* stream: items whose results were written */
+	uint64_t n_failed;         /* stream: failed items written (collect mode) */
+	int ended;                 /* no more items will come */
+	int full;                  /* a stream over its window: its connection is not read */
+	double ns_per_item;        /* measured cost of one item, 0 until known */
+	struct task_list tasks;    /* tasks not yet written, in item order */
+	struct task *prefix;       /* first task not yet done, NULL when none */
+	struct task_list retryq;   /* tasks to send again */
 	int in_pending;
 	TAILQ_ENTRY(request) plink; /* supervisor's pending ring */
 	TAILQ_ENTRY(request) clink; /* the connection's requests */
@@ -31,15 +52,21 @@ struct request {
 };
 
 /*
- * Start a map or apply: takes line (malloc'd) and pr. Errors are answered on
- * the connection; returns 0 or -errno.
+ * Start a map, a stream or an apply: takes line (malloc'd) and pr. Errors are
+ * answered on the connection; returns 0 or -errno.
  */
 int request_start(struct conn *c, char *line, struct proto_request *pr);
+/* A feed or end line for stream r: takes line. Errors end the stream. */
+void request_feed(struct request *r, char *line, const struct proto_request *pr);
 /* 1 when the request has tasks to dispatch. */
 int request_has_work(const struct request *r);
 /* The next task to send: a retry first, else a new chunk. */
 struct task *request_next_task(struct request *r);
-/* A task of r got its final answer: reply when everything is answered. */
+/* Cut t after its first k items; the rest becomes a new queued task, returned. */
+struct task *request_split_task(struct request *r, struct task *t, uint32_t k);
+/* A worker measured count items of r taking ns nanoseconds (sizes later chunks). */
+void request_observe(struct request *r, uint32_t count, uint64_t ns);
+/* A task of r got its final answer: write what is ready, reply when all is. */
 void request_task_done(struct request *r, struct task *t);
 /* Answer r with an error and free it (cancel, disconnect, shutdown). */
 void request_abort(struct request *r, enum proto_code code, const char *why);
@@ -47,3 +74,7 @@ void request_abort(struct request *r, enum proto_code code, const char *why);
 void request_free(struct request *r);
 /* Put r in (or keep it in) the dispatch ring. */
 void request_schedule(struct request *r);
+/* Free a task whose answer was written (or is no longer wanted). */
+void request_drop_task(struct request *r, struct task *t);
+/* Update r->full from the items it holds; the connection stops reading while full. */
+void request_check_window(struct request *r);

@@ -6,6 +6,7 @@
 #include <nanomsg/pipeline.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -154,8 +155,10 @@ static void run_task(struct worker *w, const struct wire_msg *t)
 	struct json_iter it;
 	struct nn_iovec iov[2];
 	struct nn_msghdr hdr = {.msg_iov = iov};
+	struct timespec t0, t1;
 	uint32_t i = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	buf_reset(&w->out);
 	buf_reset(&w->errbuf);
 	json_iter_init(&it, arr);
@@ -198,6 +201,9 @@ static void run_task(struct worker *w, const struct wire_msg *t)
 	}
 	r.count = i;
 	r.errors = (const unsigned char *)w->errbuf.data;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r.busy_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+	            (uint64_t)t0.tv_nsec;
 	wire_encode_head(&w->head, &r);
 	iov[0].iov_base = w->head.data;
 	iov[0].iov_len = w->head.len;

@@ -31,8 +31,14 @@ static const char *const code_names[PROTO_CODE_MAX] = {
 };
 
 static const char *const op_names[] = {
-    [OP_MAP] = "map",       [OP_APPLY] = "apply",         [OP_PING] = "ping",
-    [OP_STATUS] = "status", [OP_FUNCTIONS] = "functions", [OP_CANCEL] = "cancel",
+    [OP_MAP] = "map",
+    [OP_APPLY] = "apply",
+    [OP_PING] = "ping",
+    [OP_STATUS] = "status",
+    [OP_FUNCTIONS] = "functions",
+    [OP_CANCEL] = "cancel",
+    [OP_FEED] = "feed",
+    [OP_END] = "end",
 };
 
 enum field {
@@ -46,23 +52,30 @@ enum field {
 	F_RETRIES,
 	F_TIMEOUT_MS,
 	F_TARGET,
+	F_STREAM,
+	F_ORDERED,
+	F_WINDOW,
+	F_END,
 	F_MAX
 };
 
 static const char *const field_names[F_MAX] = {
-    "id", "op", "fn", "args", "star", "on_error", "chunksize", "retries", "timeout_ms", "target",
+    "id",      "op",         "fn",     "args",   "star",    "on_error", "chunksize",
+    "retries", "timeout_ms", "target", "stream", "ordered", "window",   "end",
 };
 
 /* Which fields each op accepts, as bit masks over enum field. */
 #define FB(f) (1u << (f))
 static const unsigned op_fields[] = {
     [OP_MAP] = FB(F_FN) | FB(F_ARGS) | FB(F_STAR) | FB(F_ON_ERROR) | FB(F_CHUNKSIZE) |
-               FB(F_RETRIES) | FB(F_TIMEOUT_MS),
+               FB(F_RETRIES) | FB(F_TIMEOUT_MS) | FB(F_STREAM) | FB(F_ORDERED) | FB(F_WINDOW),
     [OP_APPLY] = FB(F_FN) | FB(F_ARGS) | FB(F_RETRIES) | FB(F_TIMEOUT_MS),
     [OP_PING] = 0,
     [OP_STATUS] = 0,
     [OP_FUNCTIONS] = 0,
     [OP_CANCEL] = FB(F_TARGET),
+    [OP_FEED] = FB(F_ARGS) | FB(F_END),
+    [OP_END] = 0,
 };
 
 const char *proto_code_name(enum proto_code code)
@@ -121,6 +134,7 @@ static int parse_uint(struct json_span v, enum field f, uint64_t max, uint32_t *
 	return 0;
 }
 
+/* Count the items of args (their spans are cut lazily, never stored). */
 static int parse_items(struct proto_request *req, const struct proto_limits *lim,
                        struct proto_error *err)
 {
@@ -131,19 +145,24 @@ static int parse_items(struct proto_request *req, const struct proto_limits *lim
 	if (n > lim->max_items)
 		return proto_error_set(err, PROTO_TOO_LARGE, -1,
 		                       "%zu items, more than the limit of %zu", n, lim->max_items);
-	req->items = malloc((n ? n : 1) * sizeof(*req->items));
-	if (!req->items)
-		return proto_error_set(err, PROTO_INTERNAL, -1, "out of memory");
 	json_iter_init(&it, req->args);
-	while (json_array_next(&it, &e)) {
-		if (req->star && json_type(e) != JSON_ARRAY) {
-			proto_request_deinit(req); /* the caller need not deinit a failed parse */
+	for (; req->star && json_array_next(&it, &e); i++)
+		if (json_type(e) != JSON_ARRAY)
 			return proto_error_set(err, PROTO_INVALID_REQUEST, (long)i,
 			                       "starmap item %zu is not an array of arguments", i);
-		}
-		req->items[i++] = e;
-	}
 	req->n_items = n;
+	return 0;
+}
+
+/* Parse a true/false field. */
+static int parse_bool(struct json_span v, enum field f, int *out, struct proto_error *err)
+{
+	enum json_type t = json_type(v);
+
+	if (t != JSON_TRUE && t != JSON_FALSE)
+		return proto_error_set(err, PROTO_INVALID_REQUEST, -1, "'%s' must be true or false",
+		                       field_names[f]);
+	*out = t == JSON_TRUE;
 	return 0;
 }
 
@@ -238,21 +257,35 @@ id_then_fail:
 			                       sizeof(req->fn) - 1);
 		memcpy(req->fn, fn.p + 1, fn.len - 2);
 		req->fn[fn.len - 2] = '\0';
-		if (!(seen & FB(F_ARGS)))
-			return proto_error_set(err, PROTO_INVALID_REQUEST, -1,
-			                       "missing field 'args'");
+	}
+	if ((seen & FB(F_STAR)) && parse_bool(fv[F_STAR], F_STAR, &req->star, err) < 0)
+		return -EINVAL;
+	if ((seen & FB(F_STREAM)) && parse_bool(fv[F_STREAM], F_STREAM, &req->stream, err) < 0)
+		return -EINVAL;
+	if ((seen & FB(F_END)) && parse_bool(fv[F_END], F_END, &req->end, err) < 0)
+		return -EINVAL;
+	req->ordered = 1;
+	if ((seen & FB(F_ORDERED)) && parse_bool(fv[F_ORDERED], F_ORDERED, &req->ordered, err) < 0)
+		return -EINVAL;
+	req->window = PROTO_DEFAULT_WINDOW;
+	if ((seen & FB(F_WINDOW)) &&
+	    parse_uint(fv[F_WINDOW], F_WINDOW, PROTO_MAX_WINDOW, &req->window, err) < 0)
+		return -EINVAL;
+	if ((seen & (FB(F_ORDERED) | FB(F_WINDOW))) && !req->stream)
+		return proto_error_set(err, PROTO_INVALID_REQUEST, -1,
+		                       "'ordered' and 'window' need \"stream\":true");
+	if (req->window == 0)
+		return proto_error_set(err, PROTO_INVALID_REQUEST, -1,
+		                       "'window' must be between 1 and %d", PROTO_MAX_WINDOW);
+	if (seen & FB(F_ARGS)) {
 		if (json_type(fv[F_ARGS]) != JSON_ARRAY)
 			return proto_error_set(err, PROTO_INVALID_REQUEST, -1,
 			                       "'args' must be an array");
 		req->args = fv[F_ARGS];
-	}
-	if (seen & FB(F_STAR)) {
-		enum json_type t = json_type(fv[F_STAR]);
-
-		if (t != JSON_TRUE && t != JSON_FALSE)
-			return proto_error_set(err, PROTO_INVALID_REQUEST, -1,
-			                       "'star' must be true or false");
-		req->star = t == JSON_TRUE;
+		req->has_args = 1;
+	} else if (req->op == OP_APPLY || (req->op == OP_MAP && !req->stream) ||
+	           (req->op == OP_FEED && !req->end)) {
+		return proto_error_set(err, PROTO_INVALID_REQUEST, -1, "missing field 'args'");
 	}
 	if (seen & FB(F_ON_ERROR)) {
 		if (json_string_eq(fv[F_ON_ERROR], "fail"))
@@ -281,15 +314,9 @@ id_then_fail:
 			                       "'target' must be a request id");
 		req->target = fv[F_TARGET];
 	}
-	if (req->op == OP_MAP)
+	if ((req->op == OP_MAP || req->op == OP_FEED) && req->has_args)
 		return parse_items(req, lim, err);
 	return 0;
-}
-
-void proto_request_deinit(struct proto_request *req)
-{
-	free(req->items);
-	req->items = NULL;
 }
 
 int proto_reply_ok_begin(struct buf *b, struct json_span id)

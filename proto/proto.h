@@ -42,6 +42,8 @@ enum proto_op {
 	OP_STATUS,
 	OP_FUNCTIONS,
 	OP_CANCEL,
+	OP_FEED, /* more items for a stream */
+	OP_END,  /* a stream's last items were fed */
 };
 
 enum proto_on_error {
@@ -58,21 +60,26 @@ struct proto_limits {
 
 /*
  * A parsed request. Spans point into the caller's line, which must outlive
- * the request. For map, items[] holds each item's span.
+ * the request. Items are counted and checked, not stored: the daemon cuts
+ * them out of args when it needs them.
  */
 struct proto_request {
 	struct json_span id; /* raw JSON (integer or string); len 0 when absent */
 	enum proto_op op;
 	char fn[64];
 	struct json_span args; /* the args array */
+	int has_args;
 	int star;
+	int stream;      /* map: items come in later feed lines */
+	int ordered;     /* stream: results in item order (default) */
+	uint32_t window; /* stream: most items held at once */
+	int end;         /* feed: the stream's last items */
 	enum proto_on_error on_error;
 	uint32_t chunksize; /* 0 = automatic */
 	uint32_t retries;
 	uint32_t timeout_ms;     /* 0 = none */
 	struct json_span target; /* cancel: the id to cancel */
-	size_t n_items;
-	struct json_span *items; /* map: malloc'd, proto_request_deinit frees */
+	size_t n_items;          /* map, feed: elements of args */
 };
 
 struct proto_error {
@@ -84,6 +91,8 @@ struct proto_error {
 #define PROTO_MAX_ID_LEN 128
 #define PROTO_MAX_RETRIES 100
 #define PROTO_MAX_CHUNKSIZE 1000000
+#define PROTO_DEFAULT_WINDOW 65536
+#define PROTO_MAX_WINDOW 1000000
 
 /*
  * Parse one request line (without its newline). Returns 0, or a negative
@@ -92,7 +101,6 @@ struct proto_error {
  */
 int proto_parse_request(const char *line, size_t len, const struct proto_limits *lim,
                         struct proto_request *req, struct proto_error *err);
-void proto_request_deinit(struct proto_request *req);
 
 const char *proto_code_name(enum proto_code code);
 const char *proto_op_name(enum proto_op op);

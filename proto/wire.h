@@ -7,7 +7,7 @@
 #include "buf.h"
 
 #define WIRE_MAGIC 0x31504f50u /* "POP1" little-endian */
-#define WIRE_HDR_SIZE 48
+#define WIRE_HDR_SIZE 56
 #define WIRE_NO_ERROR UINT32_MAX
 
 enum wire_type {
@@ -40,6 +40,7 @@ struct wire_msg {
 	uint32_t first_error; /* result: index of the first failed item, or WIRE_NO_ERROR */
 	uint64_t task_id;
 	uint32_t attempt; /* task: 0 on an item's first try */
+	uint64_t busy_ns; /* result: time the worker spent running the items */
 	const char *fn;
 	size_t fn_len;
 	uint32_t n_errors;

@@ -53,7 +53,7 @@ static void check_request(const struct proto_request *req, const struct proto_li
 	size_t i;
 
 	check_span(req->id, line, size, "id");
-	if ((unsigned)req->op > OP_CANCEL)
+	if ((unsigned)req->op > OP_END)
 		die("op");
 	if (req->retries > PROTO_MAX_RETRIES || req->chunksize > PROTO_MAX_CHUNKSIZE ||
 	    req->timeout_ms > lim->max_timeout_ms)
@@ -63,20 +63,27 @@ static void check_request(const struct proto_request *req, const struct proto_li
 
 		if (n == 0 || n >= sizeof(req->fn))
 			die("fn length");
+	}
+	if (req->has_args) {
 		check_span(req->args, line, size, "args");
 		if (json_type(req->args) != JSON_ARRAY)
 			die("args is not an array");
 	}
 	if (req->op == OP_MAP) {
-		if (req->n_items > lim->max_items || !req->items ||
-		    req->n_items != json_array_count(req->args))
+		struct json_iter it;
+		struct json_span e;
+
+		if (req->n_items > lim->max_items || (!req->has_args && !req->stream) ||
+		    (req->has_args && req->n_items != json_array_count(req->args)))
 			die("item count");
-		for (i = 0; i < req->n_items; i++) {
-			check_span(req->items[i], line, size, "item");
-			if (req->star && json_type(req->items[i]) != JSON_ARRAY)
+		if (req->has_args)
+			json_iter_init(&it, req->args);
+		for (i = 0; req->has_args && json_array_next(&it, &e); i++) {
+			check_span(e, line, size, "item");
+			if (req->star && json_type(e) != JSON_ARRAY)
 				die("starmap item is not an array");
 		}
-	} else if (req->items || req->n_items) {
+	} else if (req->op != OP_FEED && req->n_items) {
 		die("items outside map");
 	}
 	if (req->op == OP_CANCEL)
@@ -124,14 +131,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("error code");
 		if (!memchr(err.message, '\0', sizeof(err.message)))
 			die("message not terminated");
-		if (req.items)
-			die("items left allocated after an error");
 		if (req.id.len)
 			check_span(req.id, line, size, "id in an error");
 		proto_reply_error(&b, req.id, &err);
 		check_reply_line(&b);
 	}
-	proto_request_deinit(&req);
 	buf_free(&b);
 	return 0;
 }

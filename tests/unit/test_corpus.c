@@ -151,7 +151,6 @@ static void run_entry(const char *dir, const struct entry *e)
 			check_fail(__FILE__, __LINE__, "%s: error reply is not JSON: %s", e->name,
 			           reply.data);
 	}
-	proto_request_deinit(&req);
 	buf_free(&reply);
 	free(data);
 }

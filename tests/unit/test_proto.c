@@ -14,6 +14,18 @@ static const struct proto_limits lim = {
 };
 
 /* 1 when the n bytes at p are exactly one valid JSON value. */
+/* Item i of a parsed map's args. */
+static struct json_span nth(const struct proto_request *req, size_t i)
+{
+	struct json_iter it;
+	struct json_span e = {NULL, 0};
+
+	json_iter_init(&it, req->args);
+	while (json_array_next(&it, &e) && i--)
+		;
+	return e;
+}
+
 static int is_json(const char *p, size_t n)
 {
 	struct json_span v;
@@ -57,7 +69,6 @@ static void expect_err_lim(const char *file, int line, const char *s, size_t n,
 	if (r == 0) {
 		check_fail(file, line, "parse succeeded, expected %s", proto_code_name(code));
 		check_print_bytes("request", s, n);
-		proto_request_deinit(&req);
 		return;
 	}
 	if (r != -EINVAL || err.code != code) {
@@ -73,8 +84,6 @@ static void expect_err_lim(const char *file, int line, const char *s, size_t n,
 		check_fail(file, line, "index %ld, expected %ld", err.index, want_index);
 	if (msg && !strstr(err.message, msg))
 		check_fail(file, line, "message \"%s\" lacks \"%s\"", err.message, msg);
-	if (req.items)
-		check_fail(file, line, "items left allocated after an error");
 	/* the reply for this error is one valid JSON line */
 	proto_reply_error(&b, req.id, &err);
 	buf_adds(&head, "{\"id\":");
@@ -89,7 +98,6 @@ static void expect_err_lim(const char *file, int line, const char *s, size_t n,
 		check_fail(file, line, "bad error reply");
 		check_print_bytes("reply", b.data, b.len);
 	}
-	proto_request_deinit(&req);
 	buf_free(&b);
 	buf_free(&head);
 }
@@ -113,11 +121,10 @@ static void test_map(void)
 		CHECK_STR(req.fn, "square");
 		CHECK_MEM(req.args.p, req.args.len, "[1,2,3]");
 		CHECK_INT(req.n_items, 3);
-		CHECK(req.items != NULL);
-		if (req.items && req.n_items == 3) {
-			CHECK_MEM(req.items[0].p, req.items[0].len, "1");
-			CHECK_MEM(req.items[1].p, req.items[1].len, "2");
-			CHECK_MEM(req.items[2].p, req.items[2].len, "3");
+		if (req.n_items == 3) {
+			CHECK_MEM(nth(&req, 0).p, nth(&req, 0).len, "1");
+			CHECK_MEM(nth(&req, 1).p, nth(&req, 1).len, "2");
+			CHECK_MEM(nth(&req, 2).p, nth(&req, 2).len, "3");
 		}
 		CHECK_INT(req.star, 0);
 		CHECK_INT(req.on_error, ON_ERROR_FAIL);
@@ -125,9 +132,8 @@ static void test_map(void)
 		CHECK_INT(req.retries, 2);
 		CHECK_INT(req.timeout_ms, 5000); /* the daemon's default */
 		CHECK_INT(req.target.len, 0);
-		proto_request_deinit(&req);
-		CHECK(req.items == NULL);
-		proto_request_deinit(&req); /* twice is harmless */
+		CHECK(req.has_args);
+		CHECK_INT(req.stream, 0);
 	}
 	if (OK("{\"id\":\"job-1\",\"op\":\"map\",\"fn\":\"add\",\"star\":true,\"args\":[[1,2],[3,"
 	       "4]],\"on_error\":\"collect\",\"chunksize\":10,\"retries\":0,\"timeout_ms\":0}",
@@ -141,17 +147,15 @@ static void test_map(void)
 		CHECK_INT(req.timeout_ms, 0);
 		CHECK_INT(req.n_items, 2);
 		if (req.n_items == 2) {
-			CHECK_MEM(req.items[0].p, req.items[0].len, "[1,2]");
-			CHECK_MEM(req.items[1].p, req.items[1].len, "[3,4]");
+			CHECK_MEM(nth(&req, 0).p, nth(&req, 0).len, "[1,2]");
+			CHECK_MEM(nth(&req, 1).p, nth(&req, 1).len, "[3,4]");
 		}
-		proto_request_deinit(&req);
 	}
 	/* empty args, every upper bound, key order, whitespace, explicit defaults */
 	if (OK(" { \"args\" : [ ] , \"fn\" : \"f\" , \"op\" : \"map\" , \"id\" : 0 } ", &req)) {
 		CHECK_INT(req.n_items, 0);
 		CHECK_MEM(req.id.p, req.id.len, "0");
 		CHECK_STR(req.fn, "f");
-		proto_request_deinit(&req);
 	}
 	if (OK("{\"id\":1,\"op\":\"map\",\"fn\":\"f\",\"args\":[1],\"chunksize\":1000000,"
 	       "\"retries\":100,\"timeout_ms\":60000,\"star\":false,\"on_error\":\"fail\"}",
@@ -161,7 +165,6 @@ static void test_map(void)
 		CHECK_INT(req.timeout_ms, 60000);
 		CHECK_INT(req.star, 0);
 		CHECK_INT(req.on_error, ON_ERROR_FAIL);
-		proto_request_deinit(&req);
 	}
 	/* without star, items can be anything */
 	if (OK("{\"id\":1,\"op\":\"map\",\"fn\":\"echo\",\"args\":[null,\"s\",{\"a\":[1]},[],1.5,"
@@ -169,13 +172,11 @@ static void test_map(void)
 	       &req)) {
 		CHECK_INT(req.n_items, 6);
 		if (req.n_items == 6)
-			CHECK_MEM(req.items[2].p, req.items[2].len, "{\"a\":[1]}");
-		proto_request_deinit(&req);
+			CHECK_MEM(nth(&req, 2).p, nth(&req, 2).len, "{\"a\":[1]}");
 	}
 	/* star with an empty argument list is an array too */
 	if (OK("{\"id\":1,\"op\":\"map\",\"fn\":\"f\",\"star\":true,\"args\":[[]]}", &req)) {
 		CHECK_INT(req.n_items, 1);
-		proto_request_deinit(&req);
 	}
 	/* fn: up to 63 bytes, any unescaped UTF-8 */
 	{
@@ -187,7 +188,6 @@ static void test_map(void)
 		         fn);
 		if (OK(line, &req)) {
 			CHECK_STR(req.fn, fn);
-			proto_request_deinit(&req);
 		}
 		memset(fn, 'f', 64);
 		fn[64] = '\0';
@@ -197,7 +197,6 @@ static void test_map(void)
 	}
 	if (OK("{\"id\":1,\"op\":\"map\",\"fn\":\"\xc3\xa9t\xc3\xa9\",\"args\":[]}", &req)) {
 		CHECK_STR(req.fn, "\xc3\xa9t\xc3\xa9");
-		proto_request_deinit(&req);
 	}
 }
 
@@ -306,8 +305,7 @@ static void test_int_fields(void)
 		{
 			struct proto_request req;
 
-			if (OK(line, &req))
-				proto_request_deinit(&req);
+			OK(line, &req);
 		}
 	}
 	/* apply accepts retries and timeout_ms with the same checks */
@@ -329,7 +327,6 @@ static void test_int_fields(void)
 		l.max_timeout_ms = 86400000;
 		CHECK(proto_parse_request(s, strlen(s), &l, &req, &err) == 0);
 		CHECK_INT(req.timeout_ms, 86400000);
-		proto_request_deinit(&req);
 		l.max_timeout_ms = 86399999;
 		expect_err_lim(__FILE__, __LINE__, s, strlen(s), &l, PROTO_INVALID_REQUEST, "1", -1,
 		               "timeout_ms");
@@ -347,17 +344,16 @@ static void test_apply(void)
 		CHECK_STR(req.fn, "add");
 		CHECK_MEM(req.args.p, req.args.len, "[1,2]");
 		CHECK_INT(req.n_items, 0);
-		CHECK(req.items == NULL);
+		CHECK(req.has_args);
+		CHECK_INT(req.stream, 0);
 		CHECK_INT(req.retries, 2);
 		CHECK_INT(req.timeout_ms, 5000);
-		proto_request_deinit(&req);
 	}
 	if (OK("{\"id\":2,\"op\":\"apply\",\"fn\":\"sleep_ms\",\"args\":[5],\"retries\":7,"
 	       "\"timeout_ms\":100}",
 	       &req)) {
 		CHECK_INT(req.retries, 7);
 		CHECK_INT(req.timeout_ms, 100);
-		proto_request_deinit(&req);
 	}
 	/* apply is not limited by max_items: its args are one call */
 	{
@@ -369,8 +365,7 @@ static void test_apply(void)
 			p += sprintf(p, k ? ",1" : "1");
 		strcpy(p, "]}");
 		if (OK(s, &req))
-			proto_request_deinit(&req);
-		free(s);
+			free(s);
 	}
 	ERR("{\"id\":9,\"op\":\"apply\",\"fn\":\"f\"}", PROTO_INVALID_REQUEST, "9");
 	ERR("{\"id\":9,\"op\":\"apply\",\"args\":[]}", PROTO_INVALID_REQUEST, "9");
@@ -409,16 +404,14 @@ static void test_simple_ops(void)
 			CHECK_INT(req.op, ops[i].op);
 			CHECK_STR(proto_op_name(req.op), ops[i].name);
 			CHECK_INT(req.id.len, 1);
-			proto_request_deinit(&req);
 		}
 		snprintf(line, sizeof(line), "{\"op\":\"%s\",\"id\":\"x\"}", ops[i].name);
 		if (OK(line, &req))
-			proto_request_deinit(&req);
-		for (j = 0; j < sizeof(extra) / sizeof(extra[0]); j++) {
-			snprintf(line, sizeof(line), "{\"id\":4,\"op\":\"%s\",%s}", ops[i].name,
-			         extra[j]);
-			ERR_MSG(line, PROTO_INVALID_REQUEST, "4", "is not valid for op");
-		}
+			for (j = 0; j < sizeof(extra) / sizeof(extra[0]); j++) {
+				snprintf(line, sizeof(line), "{\"id\":4,\"op\":\"%s\",%s}",
+				         ops[i].name, extra[j]);
+				ERR_MSG(line, PROTO_INVALID_REQUEST, "4", "is not valid for op");
+			}
 	}
 }
 
@@ -431,15 +424,12 @@ static void test_cancel(void)
 	if (OK("{\"id\":6,\"op\":\"cancel\",\"target\":1}", &req)) {
 		CHECK_INT(req.op, OP_CANCEL);
 		CHECK_MEM(req.target.p, req.target.len, "1");
-		proto_request_deinit(&req);
 	}
 	if (OK("{\"id\":6,\"op\":\"cancel\",\"target\":\"job-1\"}", &req)) {
 		CHECK_MEM(req.target.p, req.target.len, "\"job-1\"");
-		proto_request_deinit(&req);
 	}
 	if (OK("{\"id\":6,\"op\":\"cancel\",\"target\":-9007199254740992}", &req)) {
 		CHECK_MEM(req.target.p, req.target.len, "-9007199254740992");
-		proto_request_deinit(&req);
 	}
 	ERR_MSG("{\"id\":6,\"op\":\"cancel\"}", PROTO_INVALID_REQUEST, "6", "'target'");
 	ERR_MSG("{\"id\":6,\"op\":\"cancel\",\"target\":{}}", PROTO_INVALID_REQUEST, "6",
@@ -492,7 +482,6 @@ static void test_ids(void)
 		snprintf(line, sizeof(line), "{\"id\":%s,\"op\":\"ping\"}", good[i]);
 		if (OK(line, &req)) {
 			CHECK_MEM(req.id.p, req.id.len, good[i]); /* verbatim */
-			proto_request_deinit(&req);
 		}
 		/* the id is kept for later errors too */
 		snprintf(line, sizeof(line), "{\"id\":%s,\"op\":\"nope\"}", good[i]);
@@ -510,7 +499,6 @@ static void test_ids(void)
 	snprintf(line, sizeof(line), "{\"id\":%s,\"op\":\"ping\"}", sid);
 	if (OK(line, &req)) {
 		CHECK_INT(req.id.len, 130);
-		proto_request_deinit(&req);
 	}
 	sid[129] = 'i';
 	sid[130] = '"';
@@ -644,8 +632,7 @@ static void test_not_an_object(void)
 	{
 		struct proto_request req;
 
-		if (OK(" \t{\"id\":1,\"op\":\"ping\"}\r ", &req))
-			proto_request_deinit(&req);
+		OK(" \t{\"id\":1,\"op\":\"ping\"}\r ", &req);
 	}
 	/* 10,000-deep args */
 	{
@@ -675,7 +662,6 @@ static void test_not_an_object(void)
 		strcpy(p, "}");
 		if (OK(s, &req)) {
 			CHECK_INT(req.n_items, 1);
-			proto_request_deinit(&req);
 		}
 		free(s);
 	}
@@ -706,14 +692,12 @@ static void test_max_items(void)
 	if (OK(s, &req)) {
 		CHECK_INT(req.n_items, 1000);
 		if (req.n_items == 1000)
-			CHECK_MEM(req.items[999].p, req.items[999].len, "0");
-		proto_request_deinit(&req);
+			CHECK_MEM(nth(&req, 999).p, nth(&req, 999).len, "0");
 	}
 	free(s);
 	/* a limit of 0 allows only empty maps; the limit is checked before star items */
 	l.max_items = 0;
 	CHECK(proto_parse_request(none, strlen(none), &l, &req, &err) == 0);
-	proto_request_deinit(&req);
 	expect_err_lim(__FILE__, __LINE__, one, strlen(one), &l, PROTO_TOO_LARGE, "1", -1, NULL);
 	l.max_items = 1;
 	expect_err_lim(__FILE__, __LINE__, star, strlen(star), &l, PROTO_TOO_LARGE, "1", -1, NULL);
@@ -724,7 +708,6 @@ static void test_max_items(void)
 	l.default_timeout_ms = 0;
 	CHECK(proto_parse_request(one, strlen(one), &l, &req, &err) == 0);
 	CHECK_INT(req.timeout_ms, 0);
-	proto_request_deinit(&req);
 }
 
 /* Error replies, the ok prefix and proto_error_set, byte for byte. */
