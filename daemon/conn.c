@@ -238,7 +238,12 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	request_start(c, line, &pr);
 	return;
 fail:
-	conn_send_error(c, pr.id, &err);
+	/* A client reads any error with a stream's id as that stream's end: make it so. */
+	if (err.code != PROTO_DUPLICATE_ID && pr.id.len && (r = find_request(c, pr.id)) &&
+	    r->pr.stream)
+		request_fail(r, &err);
+	else
+		conn_send_error(c, pr.id, &err);
 	free(line);
 }
 

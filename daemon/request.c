@@ -107,8 +107,7 @@ static void batch_unref(struct request *r, struct batch *b)
 	free(b);
 }
 
-/* Answer r with err and free it. */
-static void request_fail(struct request *r, const struct proto_error *err)
+void request_fail(struct request *r, const struct proto_error *err)
 {
 	conn_send_error(r->conn, r->pr.id, err);
 	request_free(r);

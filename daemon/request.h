@@ -68,6 +68,8 @@ struct task *request_split_task(struct request *r, struct task *t, uint32_t k);
 void request_observe(struct request *r, uint32_t count, uint64_t ns);
 /* A task of r got its final answer: write what is ready, reply when all is. */
 void request_task_done(struct request *r, struct task *t);
+/* Answer r with err and free it. */
+void request_fail(struct request *r, const struct proto_error *err);
 /* Answer r with an error and free it (cancel, disconnect, shutdown). */
 void request_abort(struct request *r, enum proto_code code, const char *why);
 /* Free r; its tasks still held by slots become orphans. */
