@@ -14,10 +14,12 @@
 #define CHUNK_MAX_BYTES (1024 * 1024)
 /*
  * Automatic chunks aim at this much work: a task costs about one ipc round
- * trip (~50 us) in the supervisor and the worker, so 2 ms of work keeps that
- * overhead near 2 % while a slow item still travels alone.
+ * trip (~50 us) in the supervisor and the worker, so 5 ms of work keeps that
+ * overhead near 1-2 % (more on a loaded machine) while a slow item still travels alone.
  */
-#define CHUNK_TARGET_NS 2000000.0
+#define CHUNK_TARGET_NS 5000000.0
+/* Largest chunk sized from other requests' timings of the same function. */
+#define CHUNK_PROBE 64
 
 /* Measured cost of one item per function, shared by requests (seeds new ones). */
 static struct fn_cost {
@@ -235,13 +237,17 @@ void request_schedule(struct request *r)
  * Items for the next chunk: enough for CHUNK_TARGET_NS of work at the
  * measured cost per item (one item while the cost is unknown), but never more
  * than a 1/(2W) share of the items waiting, so that every worker gets some and
- * the last chunks of a map are small (guided self-scheduling).
+ * the last chunks of a map are small (guided self-scheduling). Until the
+ * request's own items are timed, the function's cost from earlier requests
+ * sizes at most CHUNK_PROBE items: the same function can cost much more with
+ * other arguments.
  */
 static uint32_t chunk_items(const struct request *r)
 {
 	uint64_t avail = r->n_items - r->n_cut, share, want;
 	uint64_t w2 = (uint64_t)sv.opt.workers * 2;
 	double ns = r->ns_per_item;
+	uint64_t cap = PROTO_MAX_CHUNKSIZE;
 
 	if (r->pr.chunksize)
 		return r->pr.chunksize;
@@ -249,15 +255,16 @@ static uint32_t chunk_items(const struct request *r)
 		const struct fn_cost *c = cost_of(r->fn);
 
 		ns = c ? c->ns_per_item : 0;
+		cap = CHUNK_PROBE;
 	}
 	if (ns <= 0)
 		return 1;
 	share = (avail + w2 - 1) / w2;
 	want = ns >= CHUNK_TARGET_NS ? 1 : (uint64_t)(CHUNK_TARGET_NS / ns);
+	if (want > cap)
+		want = cap;
 	if (want > share)
 		want = share;
-	if (want > PROTO_MAX_CHUNKSIZE)
-		want = PROTO_MAX_CHUNKSIZE;
 	return want ? (uint32_t)want : 1;
 }
 
