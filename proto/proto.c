@@ -174,7 +174,7 @@ int proto_parse_request(const char *line, size_t len, const struct proto_limits 
 	const char *msg;
 	size_t off;
 	unsigned seen = 0;
-	int f, r;
+	int f, r = 0;
 
 	memset(req, 0, sizeof(*req));
 	req->retries = 2;
@@ -196,20 +196,21 @@ int proto_parse_request(const char *line, size_t len, const struct proto_limits 
 
 			while (klen < (int)key.len && ((unsigned char)key.p[klen] & 0xc0) == 0x80)
 				klen--; /* do not cut a UTF-8 sequence: the reply must stay UTF-8 */
-			r = proto_error_set(err, PROTO_INVALID_REQUEST, -1, "unknown field %.*s",
-			                    klen, key.p);
-			goto id_then_fail;
+			if (r == 0)
+				r = proto_error_set(err, PROTO_INVALID_REQUEST, -1,
+				                    "unknown field %.*s", klen, key.p);
+			continue;
 		}
 		if (seen & FB(f)) {
-			r = proto_error_set(err, PROTO_INVALID_REQUEST, -1, "duplicate field '%s'",
-			                    field_names[f]);
-			goto id_then_fail;
+			if (r == 0)
+				r = proto_error_set(err, PROTO_INVALID_REQUEST, -1,
+				                    "duplicate field '%s'", field_names[f]);
+			continue;
 		}
 		seen |= FB(f);
 		fv[f] = val;
 	}
-	r = 0;
-id_then_fail:
+	/* Read on past a bad field so that the error reply still carries the id. */
 	if ((seen & FB(F_ID)) && valid_id(fv[F_ID]))
 		req->id = fv[F_ID];
 	if (r < 0)

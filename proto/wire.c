@@ -77,6 +77,7 @@ int wire_decode(const void *data, size_t len, struct wire_msg *m)
 {
 	const unsigned char *p = data;
 	size_t need;
+	uint32_t i;
 
 	if (len < WIRE_HDR_SIZE || get32(p) != WIRE_MAGIC)
 		return -EBADMSG;
@@ -104,6 +105,13 @@ int wire_decode(const void *data, size_t len, struct wire_msg *m)
 		return -EBADMSG;
 	m->fn = (const char *)p + WIRE_HDR_SIZE;
 	m->errors = p + WIRE_HDR_SIZE + m->fn_len;
+	/* Error indices rise strictly and stay below count. */
+	for (i = 0; i < m->n_errors; i++) {
+		uint32_t e = wire_error_at(m, i);
+
+		if (e >= m->count || (i > 0 && e <= wire_error_at(m, i - 1)))
+			return -EBADMSG;
+	}
 	m->payload = (const char *)p + need;
 	m->payload_len = len - need;
 	return 0;

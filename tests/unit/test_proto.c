@@ -560,6 +560,10 @@ static void test_op_and_fields(void)
 	}
 	/* unknown fields */
 	ERR_MSG("{\"id\":1,\"op\":\"ping\",\"x\":1}", PROTO_INVALID_REQUEST, "1", "unknown field");
+	/* the id is found after a bad field too, and the first problem is the one reported */
+	ERR_MSG("{\"op\":\"ping\",\"x\":1,\"id\":5}", PROTO_INVALID_REQUEST, "5", "unknown field");
+	ERR_MSG("{\"op\":\"ping\",\"op\":\"ping\",\"y\":1,\"id\":\"s\"}", PROTO_INVALID_REQUEST,
+	        "\"s\"", "duplicate field 'op'");
 	ERR_MSG("{\"id\":1,\"op\":\"ping\",\"extra\":true}", PROTO_INVALID_REQUEST, "1", "extra");
 	ERR("{\"id\":1,\"op\":\"ping\",\"ID\":1}", PROTO_INVALID_REQUEST, "1");
 	ERR("{\"id\":1,\"op\":\"ping\",\"\":1}", PROTO_INVALID_REQUEST, "1");

@@ -250,8 +250,9 @@ static void test_bad_headers(void)
 	CHECK_INT(decode_patched32(&b, 28, 0xffffffffu), -EBADMSG);
 	CHECK_INT(decode_patched32(&b, 28, 0x40000000u), -EBADMSG);
 	CHECK_INT(decode_patched32(&b, 28, 0), 0);
-	CHECK_INT(decode_patched32(&b, 28, 4), 0);
-	CHECK_INT(decode_patched32(&b, 28, 5), 0); /* 5 == count, and 2 + 20 bytes fit in 26 */
+	/* 4 or 5 indices fit, but the extra ones are payload bytes, not item indices */
+	CHECK_INT(decode_patched32(&b, 28, 4), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, 28, 5), -EBADMSG);
 	{
 		/* a huge count does not let n_errors run past the data */
 		unsigned char *copy = malloc(b.len);
@@ -262,11 +263,9 @@ static void test_bad_headers(void)
 		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
 		set32(copy + 28, (uint32_t)((b.len - WIRE_HDR_SIZE) / 4 + 1));
 		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
-		/* 6 errors fill the 26 bytes after the header with fn "fn" in front ... */
+		/* 6 errors would fill the 26 bytes after the header, but read garbage */
 		set32(copy + 28, 6);
-		CHECK_INT(wire_decode(copy, b.len, &d), 0);
-		CHECK_INT(d.payload_len, 0);
-		/* ... but not with a longer fn */
+		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
 		copy[40] = 3;
 		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
 		free(copy);
@@ -278,6 +277,14 @@ static void test_bad_headers(void)
 	CHECK_INT(decode_patched32(&b, 24, 4), 0);
 	CHECK_INT(decode_patched32(&b, 24, 0), 0);
 	CHECK_INT(decode_patched32(&b, 24, WIRE_NO_ERROR), 0);
+	/* error indices (after fn "fn", at 58) must rise and stay below count */
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 2, 5), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 2, 0xffffffffu), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 2, 2), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 6, 1), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 10, 2), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 2, 0), 0);
+	CHECK_INT(decode_patched32(&b, WIRE_HDR_SIZE + 10, 3), 0);
 	/* fn_len (offset 40, u16) past the end */
 	{
 		unsigned char *copy = malloc(b.len);
@@ -289,7 +296,11 @@ static void test_bad_headers(void)
 		copy[40] = (unsigned char)(b.len - WIRE_HDR_SIZE - 12 + 1);
 		copy[41] = 0;
 		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
-		copy[40] = (unsigned char)(b.len - WIRE_HDR_SIZE - 12);
+		/* without errors, fn may take every byte after the header */
+		set32(copy + 28, 0);
+		copy[40] = (unsigned char)(b.len - WIRE_HDR_SIZE + 1);
+		CHECK_INT(wire_decode(copy, b.len, &d), -EBADMSG);
+		copy[40] = (unsigned char)(b.len - WIRE_HDR_SIZE);
 		CHECK_INT(wire_decode(copy, b.len, &d), 0);
 		CHECK_INT(d.payload_len, 0);
 		free(copy);
