@@ -144,6 +144,21 @@ static struct request *find_request(struct conn *c, struct json_span id)
 	return NULL;
 }
 
+/*
+ * Answer a line with an error. A client reads any error carrying an open
+ * stream's id as that stream's end, so it is (but duplicate_id, the answer to
+ * a second open with the id, leaves the first alone).
+ */
+static void conn_error(struct conn *c, struct json_span id, const struct proto_error *err)
+{
+	struct request *r;
+
+	if (err->code != PROTO_DUPLICATE_ID && id.len && (r = find_request(c, id)) && r->pr.stream)
+		request_fail(r, err);
+	else
+		conn_send_error(c, id, err);
+}
+
 /* Answer the ops that need no worker. */
 static void handle_simple_op(struct conn *c, struct proto_request *pr)
 {
@@ -172,7 +187,7 @@ static void handle_simple_op(struct conn *c, struct proto_request *pr)
 			                "no request with id %.*s in flight on this connection",
 			                (int)(pr->target.len > 64 ? 64 : pr->target.len),
 			                pr->target.p);
-			conn_send_error(c, pr->id, &err);
+			conn_error(c, pr->id, &err);
 			return;
 		}
 		request_abort(r, PROTO_CANCELLED, "cancelled by the client");
@@ -238,12 +253,7 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	request_start(c, line, &pr);
 	return;
 fail:
-	/* A client reads any error with a stream's id as that stream's end: make it so. */
-	if (err.code != PROTO_DUPLICATE_ID && pr.id.len && (r = find_request(c, pr.id)) &&
-	    r->pr.stream)
-		request_fail(r, &err);
-	else
-		conn_send_error(c, pr.id, &err);
+	conn_error(c, pr.id, &err);
 	free(line);
 }
 

@@ -65,6 +65,8 @@ static int check_items(struct request *r, struct json_span args, struct proto_er
 			                       d->name, d->min_args);
 		return 0;
 	}
+	if (!args.p)
+		return 0; /* a stream opened without items */
 	json_iter_init(&it, args);
 	for (; json_array_next(&it, &e); i++) {
 		if (json_type(e) != JSON_ARRAY)
@@ -154,7 +156,7 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 			goto fail;
 		r->pr.args = one;
 		r->pr.n_items = 1;
-	} else if (r->pr.has_args && check_items(r, r->pr.args, &err) < 0) {
+	} else if (check_items(r, r->pr.args, &err) < 0) {
 		goto fail;
 	}
 	if (r->pr.has_args && r->pr.n_items && add_batch(r, NULL, r->pr.args, r->pr.n_items) < 0) {
