@@ -11,40 +11,6 @@
 #include "json.h"
 #include "poolconn.h"
 
-/*
- * Check that args is one JSON array; returns the text to send, copied into
- * c->tmp with newlines turned into spaces when it has any (a raw newline would
- * end the request line).
- */
-static int check_args(pool_client *c, const char **args, size_t *len, struct pool_error *err)
-{
-	struct json_span v = {0};
-	const char *msg;
-	size_t off, i;
-
-	if (!*args)
-		return poolconn_error(err, POOL_EINVAL, "args is NULL");
-	if (json_validate(*args, *args + *len, &v, &msg, &off) < 0)
-		return poolconn_error(err, POOL_EINVAL, "args is not valid JSON: %s at byte %zu",
-		                      msg, off);
-	if (json_type(v) != JSON_ARRAY)
-		return poolconn_error(err, POOL_EINVAL, "args is not a JSON array");
-	if (!memchr(v.p, '\n', v.len)) {
-		*args = v.p;
-		*len = v.len;
-		return 0;
-	}
-	buf_reset(&c->tmp);
-	if (buf_add(&c->tmp, v.p, v.len) < 0)
-		return poolconn_error(err, POOL_ENOMEM, "out of memory");
-	for (i = 0; i < c->tmp.len; i++)
-		if (c->tmp.data[i] == '\n')
-			c->tmp.data[i] = ' ';
-	*args = c->tmp.data;
-	*len = c->tmp.len;
-	return 0;
-}
-
 /* Append the options valid for op ("map" or "apply") and close the line into tail. */
 static void opts_tail(char *tail, size_t n, const struct pool_map_opts *o, int is_map)
 {
@@ -106,7 +72,7 @@ static int call_fn(pool_client *c, int is_map, const char *fn, const char *args,
 
 	if (!c || !fn || !value)
 		return poolconn_error(err, POOL_EINVAL, "NULL client, function name or output");
-	r = check_args(c, &args, &len, err);
+	r = poolconn_check_array(&c->tmp, &args, &len, NULL, err);
 	if (r < 0)
 		return r;
 	if (poolconn_begin(c, is_map ? "map" : "apply") < 0 || buf_adds(&c->req, ",\"fn\":") < 0 ||

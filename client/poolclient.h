@@ -37,6 +37,7 @@ enum pool_errc {
 	                  worker_died, timeout, result_too_large, cancelled */
 	POOL_EINVAL,   /* bad argument to a library call (NULL, not an array, ...) */
 	POOL_ENOMEM,   /* out of memory */
+	POOL_EAGAIN,   /* pool_stream_next*(): nothing arrived within timeout_ms; call again */
 };
 
 struct pool_error {
@@ -118,6 +119,87 @@ int pool_functions(pool_client *c, cJSON **list, struct pool_error *err);
  */
 int pool_request_raw(pool_client *c, const char *request_json, size_t len, char **reply_json,
                      size_t *reply_len, struct pool_error *err);
+
+/*
+ * Streams: map over items supplied a batch at a time, results read back a part
+ * at a time while more items are fed (like imap and imap_unordered). While a
+ * stream is open (until pool_stream_next*() returned 0 or an error, or
+ * pool_stream_close()), the client runs no other request: those calls fail with
+ * POOL_EINVAL. Feeding never deadlocks with the daemon's window: while a feed
+ * cannot be written the library reads the replies and queues their parts for
+ * pool_stream_next*(); call pool_stream_next*(s, 0, ...) between feeds to keep
+ * that queue short (about window + one batch of items).
+ */
+
+/* Options of pool_stream_open(): those of pool_map_opts, and how results come back. */
+struct pool_stream_opts {
+	int star;        /* each item is an argument array (starmap) */
+	int collect;     /* on_error "collect": failed items stand in place, the stream goes on */
+	long chunksize;  /* items per task, 0 = automatic */
+	int retries;     /* retries after a worker death or timeout, -1 = default (2) */
+	long timeout_ms; /* per item, 0 = none, -1 = daemon default */
+	int unordered;   /* parts as items finish, in any order (each still consecutive items) */
+	long window;     /* items the daemon holds at most, 1..1000000; 0 = default (65536) */
+};
+
+/* The defaults, as pool_stream_open() uses for opts == NULL. */
+#define POOL_STREAM_OPTS_INIT                                                                      \
+	{                                                                                          \
+		.star = 0, .collect = 0, .chunksize = 0, .retries = -1, .timeout_ms = -1,          \
+		.unordered = 0, .window = 0                                                        \
+	}
+
+typedef struct pool_stream pool_stream;
+
+/*
+ * Open a stream calling fn (opts NULL = defaults) and check it with the daemon
+ * (unknown function, bad option: NULL with err set, POOL_EREQUEST).
+ */
+pool_stream *pool_stream_open(pool_client *c, const char *fn, const struct pool_stream_opts *opts,
+                              struct pool_error *err);
+/*
+ * Append the elements of the JSON array items (text: items_json, len bytes) to
+ * the stream; their indices continue from the last batch (the first item is 0).
+ * Blocks until the batch is written, reading replies meanwhile. Returns 0, or
+ * the error that ended the stream (the parts before it stay readable).
+ */
+int pool_stream_feed(pool_stream *s, const cJSON *items, struct pool_error *err);
+int pool_stream_feed_text(pool_stream *s, const char *items_json, size_t len,
+                          struct pool_error *err);
+/* No more items: the stream is done once every item is answered. */
+int pool_stream_end(pool_stream *s, struct pool_error *err);
+/*
+ * The next part of the results, waiting up to timeout_ms (0 = do not wait,
+ * -1 = as long as it takes): returns 1 with *index the index of the part's
+ * first item and *results_json the text of the part's results array (a run of
+ * consecutive items; in order unless opts.unordered), 0 when the stream is done
+ * (every item answered after pool_stream_end()), -POOL_EAGAIN when nothing came
+ * in time, or the error that ended the stream (fail mode: -POOL_EJOB with
+ * err->index; the parts before it were all returned first when ordered).
+ */
+int pool_stream_next_text(pool_stream *s, int timeout_ms, long *index, char **results_json,
+                          size_t *results_len, struct pool_error *err);
+/* pool_stream_next_text() with the results as a cJSON array. */
+int pool_stream_next(pool_stream *s, int timeout_ms, long *index, cJSON **results,
+                     struct pool_error *err);
+/*
+ * Collect mode: the number of failed items in the parts received so far (all
+ * of them once pool_stream_next*() returned 0); *first (may be NULL) describes
+ * the failed item of lowest index among them.
+ */
+long pool_stream_failed(const pool_stream *s, struct pool_error *first);
+/*
+ * The connection's descriptor, to poll(2) for POLLIN next to other files. Data
+ * may already wait inside the library: poll only after pool_stream_next*(s, 0,
+ * ...) returned -POOL_EAGAIN.
+ */
+int pool_stream_fd(const pool_stream *s);
+/*
+ * Free the stream; one still running in the daemon is cancelled first (op
+ * cancel), waiting for the daemon to confirm. NULL is fine. Close every stream
+ * before pool_close() of its client.
+ */
+void pool_stream_close(pool_stream *s);
 
 /* The file descriptor of the connection (e.g. to poll for hang-up). */
 int pool_fd(const pool_client *c);

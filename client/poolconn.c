@@ -28,8 +28,8 @@ static const char *const job_codes[] = {"function_error", "type_error", "out_of_
 /* Short name of an enum pool_errc value, either sign. */
 const char *pool_errc_name(int code)
 {
-	static const char *const names[] = {"ok",      "connect", "io",      "protocol",
-	                                    "request", "job",     "invalid", "nomem"};
+	static const char *const names[] = {"ok",  "connect", "io",    "protocol", "request",
+	                                    "job", "invalid", "nomem", "again"};
 
 	if (code < 0)
 		code = -code;
@@ -55,7 +55,7 @@ int poolconn_error(struct pool_error *err, int code, const char *fmt, ...)
 }
 
 /* The caller's err, or the client's own when the caller passed NULL. */
-static struct pool_error *errp(pool_client *c, struct pool_error *err)
+struct pool_error *poolconn_errp(pool_client *c, struct pool_error *err)
 {
 	return err ? err : &c->lasterr;
 }
@@ -198,65 +198,84 @@ static int send_all(pool_client *c, struct iovec *iov, int n)
 	return 0;
 }
 
-/* Drop the line handed out last: move what follows it to the front, shrink a huge buffer. */
-static void rbuf_consume(pool_client *c)
+/* Move the bytes not handed out yet to the front; shrink a huge, mostly empty buffer. */
+static void rbuf_compact(pool_client *c)
 {
 	struct buf *b = &c->rbuf;
-	size_t left = b->len - c->consumed;
+	size_t left = b->len - c->rpos;
 
 	if (b->cap > RBUF_SHRINK && left < RECV_CHUNK) {
 		struct buf nb = {0};
 
-		if (buf_add(&nb, b->data + c->consumed, left) == 0) {
+		if (buf_add(&nb, b->data + c->rpos, left) == 0) {
 			buf_free(b);
 			*b = nb;
-			c->consumed = 0;
+			c->rpos = 0;
 		}
 	}
-	if (c->consumed > 0) {
-		memmove(b->data, b->data + c->consumed, left);
+	if (c->rpos > 0) {
+		memmove(b->data, b->data + c->rpos, left);
 		b->len = left;
 		b->data[left] = '\0';
-		c->consumed = 0;
+		c->rpos = 0;
 	}
 }
 
-/* Read the next reply line (newline replaced by NUL) into *line. */
-static int read_line(pool_client *c, struct json_span *line, struct pool_error *err)
+/* The next complete line in the receive buffer, if there is one. */
+int poolconn_take_line(pool_client *c, struct json_span *line)
 {
 	struct buf *b = &c->rbuf;
-	char *nl;
+	size_t from = c->rpos + c->scanned;
+	char *nl = b->len > from ? memchr(b->data + from, '\n', b->len - from) : NULL;
 
-	rbuf_consume(c);
-	for (;;) {
-		ssize_t r;
-
-		nl = b->len > c->scanned ? memchr(b->data + c->scanned, '\n', b->len - c->scanned)
-		                         : NULL;
-		if (nl)
-			break;
-		c->scanned = b->len;
-		if (buf_reserve(b, RECV_CHUNK) < 0)
-			return poolconn_error(err, POOL_ENOMEM, "out of memory reading a reply");
-		r = recv(c->fd, b->data + b->len, b->cap - b->len - 1, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			c->broken = 1;
-		if (r < 0)
-			return poolconn_error(err, POOL_EIO, "read: %s", strerror(errno));
-		if (r == 0)
-			return poolconn_error(err, POOL_EIO,
-			                      b->len ? "connection closed in the middle of a reply"
-			                             : "connection closed by the daemon");
-		b->len += (size_t)r;
-		b->data[b->len] = '\0';
+	if (!nl) {
+		c->scanned = b->len - c->rpos;
+		return 0;
 	}
 	*nl = '\0';
-	line->p = b->data;
-	line->len = (size_t)(nl - b->data);
-	c->consumed = line->len + 1;
+	line->p = b->data + c->rpos;
+	line->len = (size_t)(nl - line->p);
+	c->rpos += line->len + 1;
 	c->scanned = 0;
+	return 1;
+}
+
+/* Receive once into the buffer; end of file and errors break the connection. */
+int poolconn_recv(pool_client *c, int flags, struct pool_error *err)
+{
+	struct buf *b = &c->rbuf;
+	ssize_t r;
+
+	rbuf_compact(c);
+	if (buf_reserve(b, RECV_CHUNK) < 0)
+		return poolconn_error(err, POOL_ENOMEM, "out of memory reading a reply");
+	do
+		r = recv(c->fd, b->data + b->len, b->cap - b->len - 1, flags);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT))
+		return 0;
+	if (r <= 0)
+		c->broken = 1;
+	if (r < 0)
+		return poolconn_error(err, POOL_EIO, "read: %s", strerror(errno));
+	if (r == 0)
+		return poolconn_error(err, POOL_EIO,
+		                      b->len ? "connection closed in the middle of a reply"
+		                             : "connection closed by the daemon");
+	b->len += (size_t)r;
+	b->data[b->len] = '\0';
+	return (int)(r > INT32_MAX ? INT32_MAX : r);
+}
+
+/* Read the next reply line (newline replaced by NUL) into *line, blocking. */
+static int read_line(pool_client *c, struct json_span *line, struct pool_error *err)
+{
+	while (!poolconn_take_line(c, line)) {
+		int r = poolconn_recv(c, 0, err);
+
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -319,37 +338,81 @@ static int reply_is_ours(const pool_client *c, struct json_span id)
 	return json_int(id, &v) == 0 && v == c->cur_id;
 }
 
+/* Validate a reply line: an object with an id and an "ok" boolean. */
+int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, struct json_span *id,
+                         struct pool_error *err)
+{
+	struct json_span ok;
+	const char *msg;
+	size_t off;
+
+	if (json_validate(line.p, line.p + line.len, &rep->obj, &msg, &off) < 0)
+		return poolconn_error(err, POOL_EPROTO, "reply is not valid JSON: %s at byte %zu",
+		                      msg, off);
+	if (json_type(rep->obj) != JSON_OBJECT || !poolconn_get(rep->obj, "id", id))
+		return poolconn_error(err, POOL_EPROTO, "reply is not an object with an id");
+	if (!poolconn_get(rep->obj, "ok", &ok) ||
+	    (json_type(ok) != JSON_TRUE && json_type(ok) != JSON_FALSE))
+		return poolconn_error(err, POOL_EPROTO, "reply has no \"ok\" boolean");
+	rep->ok = json_type(ok) == JSON_TRUE;
+	return 0;
+}
+
 /* Read replies until the one for the request in flight; ok:false becomes an error. */
 static int wait_reply(pool_client *c, struct poolconn_reply *rep, struct pool_error *err)
 {
-	struct json_span line = {0}, id, ok, eo;
-	const char *msg;
-	size_t off;
+	struct json_span line = {0}, id, eo;
 	int r;
 
 	for (;;) {
 		r = read_line(c, &line, err);
 		if (r < 0)
 			return r;
-		if (json_validate(line.p, line.p + line.len, &rep->obj, &msg, &off) < 0)
-			return poolconn_error(err, POOL_EPROTO,
-			                      "reply is not valid JSON: %s at byte %zu", msg, off);
-		if (json_type(rep->obj) != JSON_OBJECT || !poolconn_get(rep->obj, "id", &id))
-			return poolconn_error(err, POOL_EPROTO,
-			                      "reply is not an object with an id");
-		if (!reply_is_ours(c, id))
-			continue; /* a stale reply to an abandoned request */
-		break;
+		r = poolconn_parse_reply(line, rep, &id, err);
+		if (r < 0)
+			return r;
+		if (reply_is_ours(c, id))
+			break;
+		/* else a stale reply to an abandoned request, or to a closed stream */
 	}
-	if (!poolconn_get(rep->obj, "ok", &ok) ||
-	    (json_type(ok) != JSON_TRUE && json_type(ok) != JSON_FALSE))
-		return poolconn_error(err, POOL_EPROTO, "reply has no \"ok\" boolean");
-	rep->ok = json_type(ok) == JSON_TRUE;
 	if (rep->ok)
 		return 0;
 	if (!poolconn_get(rep->obj, "error", &eo) || json_type(eo) != JSON_OBJECT)
 		return poolconn_error(err, POOL_EPROTO, "error reply has no \"error\" object");
-	return poolconn_error_from(c, eo, errp(c, err));
+	return poolconn_error_from(c, eo, poolconn_errp(c, err));
+}
+
+/* Check that args is one JSON array; newlines become spaces in a copy in scratch. */
+int poolconn_check_array(struct buf *scratch, const char **args, size_t *len, size_t *count,
+                         struct pool_error *err)
+{
+	struct json_span v = {0};
+	const char *msg;
+	size_t off, i;
+
+	if (!*args)
+		return poolconn_error(err, POOL_EINVAL, "args is NULL");
+	if (json_validate(*args, *args + *len, &v, &msg, &off) < 0)
+		return poolconn_error(err, POOL_EINVAL, "args is not valid JSON: %s at byte %zu",
+		                      msg, off);
+	if (json_type(v) != JSON_ARRAY)
+		return poolconn_error(err, POOL_EINVAL, "args is not a JSON array");
+	if (count)
+		*count = json_array_count(v);
+	if (!memchr(v.p, '\n', v.len)) {
+		*args = v.p;
+		*len = v.len;
+		return 0;
+	}
+	buf_reset(scratch);
+	if (buf_add(scratch, v.p, v.len) < 0)
+		return poolconn_error(err, POOL_ENOMEM, "out of memory");
+	for (i = 0; i < scratch->len; i++)
+		if (scratch->data[i] == '\n')
+			scratch->data[i] = ' ';
+	*args = scratch->data;
+	*len = scratch->len;
+	return 0;
 }
 
 /* Start a request line in c->req with the next id. */
@@ -375,6 +438,9 @@ int poolconn_transact(pool_client *c, const char *body, size_t body_len, const c
 
 	if (c->broken)
 		return poolconn_error(err, POOL_EIO, "the connection failed earlier; reconnect");
+	if (c->stream)
+		return poolconn_error(err, POOL_EINVAL,
+		                      "a stream is open on this client; end or close it first");
 	r = send_all(c, iov, 3);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The daemon may have answered before closing: prefer its reason. */

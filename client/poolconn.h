@@ -11,12 +11,13 @@ struct pool_client {
 	int fd;
 	int64_t next_id;
 	int64_t cur_id;            /* id of the request in flight */
-	struct buf rbuf;           /* received bytes; the line handed out last comes first */
-	size_t consumed;           /* bytes of the line handed out last (with its newline) */
-	size_t scanned;            /* bytes at the start of rbuf known to hold no newline */
+	struct buf rbuf;           /* received bytes; lines already handed out come first */
+	size_t rpos;               /* start of the bytes not handed out yet */
+	size_t scanned;            /* bytes after rpos known to hold no newline */
 	struct buf req;            /* head of the request being built */
 	struct buf tmp;            /* scratch: string decoding, argument copies */
 	int broken;                /* the connection failed; every later call fails at once */
+	pool_stream *stream;       /* the stream that owns the connection until it ends */
 	struct pool_error lasterr; /* used when the caller passes err == NULL */
 };
 
@@ -33,6 +34,33 @@ int poolconn_error(struct pool_error *err, int code, const char *fmt, ...)
 int poolconn_get(struct json_span obj, const char *key, struct json_span *val);
 /* Fill err from a protocol error object {"code":..,"message":..,"index":..}; returns -err->code. */
 int poolconn_error_from(pool_client *c, struct json_span eo, struct pool_error *err);
+/*
+ * Check that args (*len bytes) is one JSON array; *args and *len then name the text
+ * to send (a copy in scratch with newlines turned into spaces when it had any).
+ * *count (may be NULL) receives the number of items.
+ */
+int poolconn_check_array(struct buf *scratch, const char **args, size_t *len, size_t *count,
+                         struct pool_error *err);
+/* The caller's err, or the client's own when the caller passed NULL. */
+struct pool_error *poolconn_errp(pool_client *c, struct pool_error *err);
+/*
+ * The next complete line already received: 1 with *line set (newline replaced
+ * by NUL; valid until the next poolconn_recv), or 0.
+ */
+int poolconn_take_line(pool_client *c, struct json_span *line);
+/*
+ * Receive once (flags for recv(2), e.g. MSG_DONTWAIT): the number of bytes,
+ * 0 when MSG_DONTWAIT found nothing, or -POOL_EIO (the connection is then
+ * marked broken; end of file is an error too) or -POOL_ENOMEM. It reads even
+ * from a broken connection: the daemon may have said why it closed.
+ */
+int poolconn_recv(pool_client *c, int flags, struct pool_error *err);
+/*
+ * Validate a reply line: its object, whether it is ok, and its id in *id.
+ * Returns 0 or -POOL_EPROTO.
+ */
+int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, struct json_span *id,
+                         struct pool_error *err);
 /* Start the next request in c->req: {"id":N, then ,"op":"OP" unless op is NULL. */
 int poolconn_begin(pool_client *c, const char *op);
 /*

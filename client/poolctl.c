@@ -13,9 +13,6 @@
 #include "poolclient.h"
 #include "poolctl.h"
 
-/* Exit codes: success, a job failed, usage/connection/rejection errors. */
-enum { EXIT_JOB = 1, EXIT_USAGE = 2 };
-
 struct cmd {
 	const char *name;
 	int (*run)(const struct cmd *cmd, const char *sock, int argc, char **argv);
@@ -45,7 +42,7 @@ static const char main_usage[] =
     "Exit status: 0 success, 1 a job failed, 2 usage, connection or request error.\n";
 
 /* Print "poolctl: " + message + newline on stderr; returns EXIT_USAGE. */
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+int poolctl_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,13 +62,13 @@ static int bad_option(const char *cmd, char **argv, int opt)
 
 	if (opt == ':')
 		arg = argv[optind - 1];
-	return fail("%s%s%s '%s' (see poolctl %s%s--help)", cmd ? cmd : "", cmd ? ": " : "",
-	            opt == ':' ? "missing value for option" : "unknown option", arg, cmd ? cmd : "",
-	            cmd ? " " : "");
+	return poolctl_fail("%s%s%s '%s' (see poolctl %s%s--help)", cmd ? cmd : "", cmd ? ": " : "",
+	                    opt == ':' ? "missing value for option" : "unknown option", arg,
+	                    cmd ? cmd : "", cmd ? " " : "");
 }
 
 /* Report a library error on one line; returns the exit code it deserves. */
-static int report(const struct pool_error *e)
+int poolctl_report(const struct pool_error *e)
 {
 	if (e->code == POOL_EJOB && e->index >= 0)
 		fprintf(stderr, "poolctl: item %ld: %s: %s\n", e->index, e->code_name, e->message);
@@ -91,7 +88,8 @@ static int parse_num(const char *cmd, const char *opt, const char *s, long max, 
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < 0 || v > max)
-		return fail("%s: --%s wants an integer from 0 to %ld, not '%s'", cmd, opt, max, s);
+		return poolctl_fail("%s: --%s wants an integer from 0 to %ld, not '%s'", cmd, opt,
+		                    max, s);
 	*out = v;
 	return 0;
 }
@@ -105,13 +103,14 @@ static int add_value(struct buf *b, const char *p, size_t len, int want_array, c
 	size_t off;
 
 	if (json_validate(p, p + len, &v, &msg, &off) < 0)
-		return fail("%s %ld is not valid JSON: %s at byte %zu (strings need quotes: "
-		            "'\"hello\"')",
-		            what, n, msg, off);
+		return poolctl_fail(
+		    "%s %ld is not valid JSON: %s at byte %zu (strings need quotes: "
+		    "'\"hello\"')",
+		    what, n, msg, off);
 	if (want_array && json_type(v) != JSON_ARRAY)
-		return fail("%s %ld is not a JSON array of arguments", what, n);
+		return poolctl_fail("%s %ld is not a JSON array of arguments", what, n);
 	if ((b->len > 1 && buf_addc(b, ',') < 0) || buf_add(b, v.p, v.len) < 0)
-		return fail("out of memory");
+		return poolctl_fail("out of memory");
 	return 0;
 }
 
@@ -131,7 +130,7 @@ static int read_stdin(struct buf *b, int want_array)
 		r = add_value(b, line, (size_t)n, want_array, "stdin line", lineno);
 	}
 	if (r == 0 && ferror(stdin))
-		r = fail("reading stdin: %s", strerror(errno));
+		r = poolctl_fail("reading stdin: %s", strerror(errno));
 	free(line);
 	return r;
 }
@@ -142,7 +141,7 @@ static int build_list(struct buf *b, int argc, char **argv, int want_array)
 	int i, r;
 
 	if (buf_addc(b, '[') < 0)
-		return fail("out of memory");
+		return poolctl_fail("out of memory");
 	if (argc == 1 && strcmp(argv[0], "-") == 0) {
 		r = read_stdin(b, want_array);
 		if (r)
@@ -154,7 +153,7 @@ static int build_list(struct buf *b, int argc, char **argv, int want_array)
 				return r;
 		}
 	}
-	return buf_addc(b, ']') < 0 ? fail("out of memory") : 0;
+	return buf_addc(b, ']') < 0 ? poolctl_fail("out of memory") : 0;
 }
 
 /* Write each element of a JSON array text on its own line. */
@@ -174,8 +173,17 @@ static void print_lines(const char *text, size_t len)
 static int finish_output(int code)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail("writing the results: %s", strerror(errno));
+		return poolctl_fail("writing the results: %s", strerror(errno));
 	return code;
+}
+
+/* The long name of option value opt in longopts. */
+static const char *option_name(const struct option *longopts, int opt)
+{
+	for (; longopts->name; longopts++)
+		if (longopts->val == opt)
+			return longopts->name;
+	return "?";
 }
 
 /* Shared by map, starmap and apply: parse options, build the args, call, print. */
@@ -185,8 +193,13 @@ static int run_call(const struct cmd *cmd, const char *sock, int argc, char **ar
 	                                         {"retries", required_argument, NULL, 'r'},
 	                                         {"timeout-ms", required_argument, NULL, 't'},
 	                                         {"collect", no_argument, NULL, 'C'},
+	                                         {"unordered", no_argument, NULL, 'u'},
+	                                         {"window", required_argument, NULL, 'w'},
+	                                         {"progress", no_argument, NULL, 'P'},
+	                                         {"no-progress", no_argument, NULL, 'N'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
+	struct pool_stream_opts so = POOL_STREAM_OPTS_INIT;
 	struct pool_map_opts o = POOL_MAP_OPTS_INIT;
 	int is_apply = strcmp(cmd->name, "apply") == 0;
 	struct pool_error e = {0};
@@ -195,20 +208,35 @@ static int run_call(const struct cmd *cmd, const char *sock, int argc, char **ar
 	size_t out_len = 0;
 	pool_client *c;
 	long v = 0;
-	int opt, r, nfail;
+	int opt, r, nfail, progress = -1;
 
 	o.star = strcmp(cmd->name, "starmap") == 0;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
-		if (is_apply && (opt == 'c' || opt == 'C'))
-			return fail("apply: --%s is for map and starmap only",
-			            opt == 'c' ? "chunksize" : "collect");
+		if (is_apply && opt != 'h' && opt != 'r' && opt != 't' && opt != '?' && opt != ':')
+			return poolctl_fail("apply: --%s is for map and starmap only",
+			                    option_name(longopts, opt));
 		switch (opt) {
 		case 'h':
 			fputs(cmd->usage, stdout);
 			return 0;
 		case 'C':
 			o.collect = 1;
+			break;
+		case 'u':
+			so.unordered = 1;
+			break;
+		case 'w':
+			if (parse_num(cmd->name, "window", optarg, 1000000, &v))
+				return EXIT_USAGE;
+			if (v == 0)
+				return poolctl_fail(
+				    "%s: --window wants an integer from 1 to 1000000", cmd->name);
+			so.window = v;
+			break;
+		case 'P':
+		case 'N':
+			progress = opt == 'P';
 			break;
 		case 'c':
 			if (parse_num(cmd->name, "chunksize", optarg, 1000000, &v))
@@ -230,7 +258,16 @@ static int run_call(const struct cmd *cmd, const char *sock, int argc, char **ar
 		}
 	}
 	if (optind >= argc)
-		return fail("%s: missing FN (see poolctl %s --help)", cmd->name, cmd->name);
+		return poolctl_fail("%s: missing FN (see poolctl %s --help)", cmd->name, cmd->name);
+	so.star = o.star;
+	so.collect = o.collect;
+	so.chunksize = o.chunksize;
+	so.retries = o.retries;
+	so.timeout_ms = o.timeout_ms;
+	if (!is_apply && ((argc - optind == 2 && strcmp(argv[optind + 1], "-") == 0) ||
+	                  so.unordered || so.window > 0 || progress == 1))
+		return poolctl_stream(sock, argv[optind], &so, progress, argc - optind - 1,
+		                      argv + optind + 1);
 	r = build_list(&args, argc - optind - 1, argv + optind + 1, o.star);
 	if (r) {
 		buf_free(&args);
@@ -239,7 +276,7 @@ static int run_call(const struct cmd *cmd, const char *sock, int argc, char **ar
 	c = pool_connect(sock, &e);
 	if (!c) {
 		buf_free(&args);
-		return report(&e);
+		return poolctl_report(&e);
 	}
 	if (is_apply)
 		r = pool_apply_text(c, argv[optind], args.data, args.len, &o, &out, &out_len, &e);
@@ -248,7 +285,7 @@ static int run_call(const struct cmd *cmd, const char *sock, int argc, char **ar
 	pool_close(c);
 	buf_free(&args);
 	if (r < 0)
-		return report(&e);
+		return poolctl_report(&e);
 	nfail = r;
 	if (is_apply)
 		printf("%s\n", out);
@@ -289,10 +326,10 @@ static int run_info(const struct cmd *cmd, const char *sock, int argc, char **ar
 		json = 1;
 	}
 	if (optind < argc)
-		return fail("%s: unexpected argument '%s'", cmd->name, argv[optind]);
+		return poolctl_fail("%s: unexpected argument '%s'", cmd->name, argv[optind]);
 	c = pool_connect(sock, &e);
 	if (!c)
-		return report(&e);
+		return poolctl_report(&e);
 	if (cmd->name[0] == 's')
 		r = pool_status(c, &v, &e);
 	else if (cmd->name[0] == 'p')
@@ -301,7 +338,7 @@ static int run_info(const struct cmd *cmd, const char *sock, int argc, char **ar
 		r = pool_functions(c, &v, &e);
 	pool_close(c);
 	if (r < 0)
-		return report(&e);
+		return poolctl_report(&e);
 	if (cmd->name[0] == 'p') {
 		cJSON_DeleteItemFromObjectCaseSensitive(v, "id");
 		cJSON_DeleteItemFromObjectCaseSensitive(v, "ok");
@@ -315,28 +352,34 @@ static int run_info(const struct cmd *cmd, const char *sock, int argc, char **ar
 	else
 		r = poolctl_print_functions(v);
 	cJSON_Delete(v);
-	return r ? fail("out of memory") : finish_output(0);
+	return r ? poolctl_fail("out of memory") : finish_output(0);
 }
 
 static const struct cmd cmds[] = {
     {"map", run_call,
      "Usage: poolctl map [OPTIONS] FN ARG...\n"
-     "       poolctl map [OPTIONS] FN -    (one ARG per line of stdin)\n"
+     "       poolctl map [OPTIONS] FN -    (stream: one ARG per line of stdin)\n"
      "\n"
      "Call FN on each ARG (one JSON value each; strings need quotes: '\"hello\"')\n"
-     "and print the results one per line, in the order of the ARGs.\n"
+     "and print the results one per line, in the order of the ARGs. With -, items\n"
+     "are read and results printed as they come, in constant memory.\n"
      "\n"
      "  --chunksize N   items per task sent to a worker (0 = automatic)\n"
      "  --retries N     attempts after a worker died (default: daemon's, 2)\n"
      "  --timeout-ms N  time limit per item (0 = none, default: daemon's)\n"
      "  --collect       do not stop at failed items: print {\"error\":...} in\n"
      "                  their place and exit 1 at the end\n"
+     "  --unordered     stream; print results as they finish: INDEX<TAB>VALUE\n"
+     "  --window N      stream; the daemon holds at most N items (1-1000000)\n"
+     "  --progress, --no-progress\n"
+     "                  stream; progress line on stderr (default: if a terminal)\n"
      "\n"
      "Without --collect the first failing item fails the command:\n"
-     "  poolctl: item 3: function_error: boom   (items count from 0), exit 1\n"},
+     "  poolctl: item 3: function_error: boom   (items count from 0), exit 1\n"
+     "(streaming, the results before it have been printed).\n"},
     {"starmap", run_call,
      "Usage: poolctl starmap [OPTIONS] FN ARGLIST...\n"
-     "       poolctl starmap [OPTIONS] FN -    (one ARGLIST per line of stdin)\n"
+     "       poolctl starmap [OPTIONS] FN -    (stream: one ARGLIST per line of stdin)\n"
      "\n"
      "Call FN once per ARGLIST, a JSON array of arguments, e.g.\n"
      "  poolctl starmap add '[1,2]' '[3,4]'\n"
@@ -361,6 +404,7 @@ static const struct cmd cmds[] = {
      "List the functions the daemon offers, with their number of arguments.\n"},
 };
 
+/* Parse the global options and run the command. */
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"socket", required_argument, NULL, 's'},
@@ -389,9 +433,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return fail("missing COMMAND (see poolctl --help)");
+		return poolctl_fail("missing COMMAND (see poolctl --help)");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[optind], cmds[i].name) == 0)
 			return cmds[i].run(&cmds[i], sock, argc - optind, argv + optind);
-	return fail("unknown command '%s' (see poolctl --help)", argv[optind]);
+	return poolctl_fail("unknown command '%s' (see poolctl --help)", argv[optind]);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Print v as one JSON line. */
 int poolctl_print_json(const cJSON *v)
 {
 	char *s = cJSON_PrintUnformatted(v);
@@ -56,6 +57,7 @@ static const char *uptime(const cJSON *o, char *out, size_t n)
 	return out;
 }
 
+/* Print a status object: a summary, then a table of the slots. */
 int poolctl_print_status(const cJSON *st)
 {
 	const cJSON *slots = cJSON_GetObjectItemCaseSensitive(st, "slots"), *s;
@@ -81,6 +83,7 @@ int poolctl_print_status(const cJSON *st)
 	return 0;
 }
 
+/* Print a ping reply on one line. */
 int poolctl_print_ping(const cJSON *p)
 {
 	char b[2][32];
@@ -90,6 +93,7 @@ int poolctl_print_ping(const cJSON *p)
 	return 0;
 }
 
+/* Print the functions as a table: name, number of arguments, doc. */
 int poolctl_print_functions(const cJSON *list)
 {
 	const cJSON *f;

@@ -301,6 +301,406 @@ static void test_raw(pool_client *c)
 	CHECK(strcmp(pool_errc_name(POOL_OK), pool_errc_name(POOL_EJOB)) != 0, "pool_errc_name");
 }
 
+/* The text of the JSON array [from, from+1, ..., from+n-1], pad spaces after each item. */
+static char *int_array(long from, long n, int pad, size_t *len)
+{
+	size_t cap = (size_t)n * (24 + (size_t)pad) + 3, k = 0;
+	char *t = malloc(cap);
+	long i;
+
+	if (!t)
+		exit(2);
+	t[k++] = '[';
+	for (i = 0; i < n; i++)
+		k += (size_t)snprintf(t + k, cap - k, "%s%ld%*s", i ? "," : "", from + i, pad, "");
+	t[k++] = ']';
+	t[k] = '\0';
+	*len = k;
+	return t;
+}
+
+/* What a stream returned: every item's result (as double) and how often it came. */
+struct got {
+	long n;          /* items expected */
+	double *val;     /* val[i]: item i's result */
+	int *seen;       /* seen[i]: times item i came back */
+	long parts;      /* parts returned */
+	long next;       /* ordered: where the next part must start */
+	long first_part; /* index of the first part returned */
+	int ordered_ok;  /* every part started where the last ended */
+};
+
+/* Start counting the results of n items. */
+static void got_init(struct got *g, long n)
+{
+	memset(g, 0, sizeof(*g));
+	g->n = n;
+	g->val = calloc((size_t)n + 1, sizeof(double));
+	g->seen = calloc((size_t)n + 1, sizeof(int));
+	g->first_part = -1;
+	g->ordered_ok = 1;
+	if (!g->val || !g->seen)
+		exit(2);
+}
+
+/* Record one part; 0, or -1 when it names items outside 0..n-1. */
+static int got_part(struct got *g, long index, const cJSON *results)
+{
+	const cJSON *x;
+	long i = index;
+
+	if (g->first_part < 0)
+		g->first_part = index;
+	if (index != g->next)
+		g->ordered_ok = 0;
+	g->parts++;
+	cJSON_ArrayForEach(x, results)
+	{
+		if (i < 0 || i >= g->n)
+			return -1;
+		g->val[i] = cJSON_IsNumber(x) ? x->valuedouble : -1e300;
+		g->seen[i]++;
+		i++;
+	}
+	g->next = i;
+	return 0;
+}
+
+/* Items 0..n-1 each came back exactly once with f(i); the first bad index, or -1. */
+static long got_bad(const struct got *g, double (*f)(long))
+{
+	long i;
+
+	for (i = 0; i < g->n; i++)
+		if (g->seen[i] != 1 || g->val[i] != f(i))
+			return i;
+	return -1;
+}
+
+/* Free what got_init allocated. */
+static void got_free(struct got *g)
+{
+	free(g->val);
+	free(g->seen);
+}
+
+/* Read parts until the stream ends; returns what the last next returned. */
+static int read_all(pool_stream *s, struct got *g, struct pool_error *e)
+{
+	cJSON *res = NULL;
+	long index = -1;
+	int r;
+
+	while ((r = pool_stream_next(s, -1, &index, &res, e)) == 1) {
+		if (got_part(g, index, res) < 0) {
+			cJSON_Delete(res);
+			return -100;
+		}
+		cJSON_Delete(res);
+		res = NULL;
+	}
+	return r;
+}
+
+/* f(i) = i*i. */
+static double sq(long i)
+{
+	return (double)i * (double)i;
+}
+/* f(i) = i. */
+static double ident(long i)
+{
+	return (double)i;
+}
+
+/* open / feed (cJSON and text) / end / next in order; the client is busy meanwhile. */
+static void test_stream_basic(pool_client *c)
+{
+	struct pool_error e = {0};
+	pool_stream *s;
+	cJSON *items = js("[0,1,2]"), *out = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	struct got g;
+	int r;
+
+	got_init(&g, 6);
+	s = pool_stream_open(c, "square", NULL, &e);
+	if (!CHECK(s != NULL, "pool_stream_open: %s %s", e.code_name, e.message)) {
+		cJSON_Delete(items);
+		got_free(&g);
+		return;
+	}
+	r = pool_stream_feed(s, items, &e);
+	CHECK(r == 0, "pool_stream_feed: %d %s", r, e.message);
+	r = pool_map(c, "square", items, NULL, &out, &e);
+	CHECK(r == -POOL_EINVAL && out == NULL, "pool_map while a stream is open: %d", r);
+	CHECK(pool_stream_open(c, "square", NULL, &e) == NULL && e.code == POOL_EINVAL,
+	      "a second stream on the client: %d", e.code);
+	r = pool_stream_feed_text(s, "[3,\n4,5]xyz", 8, &e);
+	CHECK(r == 0, "pool_stream_feed_text (newline inside, trailing bytes): %d %s", r,
+	      e.message);
+	r = pool_stream_feed_text(s, "[6,", 3, &e);
+	CHECK(r == -POOL_EINVAL, "feed of bad JSON: %d", r);
+	r = pool_stream_next_text(s, -1, &g.first_part, &text, &len, &e);
+	if (CHECK(r == 1 && text, "first part: %d %s", r, e.message)) {
+		cJSON *v = cJSON_Parse(text);
+
+		CHECK(len == strlen(text), "part length");
+		CHECK(g.first_part == 0, "first part index %ld", g.first_part);
+		got_part(&g, g.first_part, v);
+		cJSON_Delete(v);
+	}
+	free(text);
+	r = pool_stream_end(s, &e);
+	CHECK(r == 0, "pool_stream_end: %d %s", r, e.message);
+	r = pool_stream_feed(s, items, &e);
+	CHECK(r == -POOL_EINVAL, "feed after end: %d", r);
+	r = read_all(s, &g, &e);
+	CHECK(r == 0, "stream end: %d %s %s", r, e.code_name, e.message);
+	CHECK(got_bad(&g, sq) < 0, "stream results: item %ld wrong", got_bad(&g, sq));
+	CHECK(g.ordered_ok, "ordered stream parts out of order");
+	r = pool_stream_next(s, 0, &g.first_part, &out, &e);
+	CHECK(r == 0, "next after done again: %d", r);
+	CHECK(pool_stream_failed(s, NULL) == 0, "failed count of a clean stream");
+	/* done: the client takes other requests again, before the stream is closed */
+	r = pool_map(c, "square", items, NULL, &out, &e);
+	CHECK(r == 0 && json_is(out, "[0,1,4]"), "pool_map after the stream: %d %s", r, e.message);
+	cJSON_Delete(out);
+	pool_stream_close(s);
+	pool_stream_close(NULL);
+	cJSON_Delete(items);
+	got_free(&g);
+}
+
+/* Unordered: a slow first item does not hold back the others. */
+static void test_stream_unordered(pool_client *c)
+{
+	struct pool_stream_opts o = POOL_STREAM_OPTS_INIT;
+	struct pool_error e = {0};
+	pool_stream *s;
+	struct got g;
+	int r;
+
+	o.unordered = 1;
+	o.chunksize = 1;
+	got_init(&g, 5);
+	s = pool_stream_open(c, "sleep_ms", &o, &e);
+	if (!CHECK(s != NULL, "open unordered: %s", e.message)) {
+		got_free(&g);
+		return;
+	}
+	r = pool_stream_feed_text(s, "[1500,1,2,3,4]", 14, &e);
+	CHECK(r == 0, "feed unordered: %d %s", r, e.message);
+	r = pool_stream_end(s, &e);
+	CHECK(r == 0, "end unordered: %d %s", r, e.message);
+	r = read_all(s, &g, &e);
+	CHECK(r == 0, "unordered stream: %d %s", r, e.message);
+	g.val[0] = g.val[0] == 1500 ? 0 : -1; /* sleep_ms returns its argument */
+	CHECK(got_bad(&g, ident) < 0, "unordered results: item %ld", got_bad(&g, ident));
+	CHECK(g.first_part != 0, "unordered: the 1500 ms item came first");
+	pool_stream_close(s);
+	got_free(&g);
+}
+
+/* Collect mode: failures in place, counted; fail mode: the error ends the stream. */
+static void test_stream_errors(pool_client *c)
+{
+	static const char FAILING[] = "[30,20,10,0,0,\"boom\",1,2]";
+	static const char MIXED[] = "[1,\"x\",2,\"y\",3]";
+	struct pool_stream_opts o = POOL_STREAM_OPTS_INIT;
+	struct pool_error e = {0}, first = {0};
+	pool_stream *s;
+	cJSON *res = NULL;
+	long index = -1, before = 0;
+	int r;
+
+	o.collect = 1;
+	s = pool_stream_open(c, "sleep_ms", &o, &e);
+	if (CHECK(s != NULL, "open collect: %s", e.message)) {
+		r = pool_stream_feed_text(s, MIXED, strlen(MIXED), &e);
+		CHECK(r == 0 && pool_stream_end(s, &e) == 0, "feed/end collect: %s", e.message);
+		while ((r = pool_stream_next(s, -1, &index, &res, &e)) == 1) {
+			cJSON *x;
+
+			cJSON_ArrayForEach(x, res)
+			{
+				int bad = (index % 2) == 1;
+
+				CHECK(bad ? cJSON_GetObjectItemCaseSensitive(x, "error") != NULL
+				          : cJSON_IsNumber(x),
+				      "collect item %ld", index);
+				index++;
+			}
+			cJSON_Delete(res);
+			res = NULL;
+		}
+		CHECK(r == 0 && index == 5, "collect stream end: %d (last index %ld) %s", r, index,
+		      e.message);
+		CHECK(pool_stream_failed(s, &first) == 2, "collect: %ld failed, want 2",
+		      pool_stream_failed(s, NULL));
+		CHECK(first.code == POOL_EJOB && first.index == 1 &&
+		          strcmp(first.code_name, "type_error") == 0,
+		      "collect: first failure %s at %ld", first.code_name, first.index);
+		pool_stream_close(s);
+	}
+
+	/* fail mode, ordered: parts before the failing item all come first */
+	o = (struct pool_stream_opts)POOL_STREAM_OPTS_INIT;
+	o.chunksize = 1;
+	s = pool_stream_open(c, "sleep_ms", &o, &e);
+	if (CHECK(s != NULL, "open fail mode: %s", e.message)) {
+		r = pool_stream_feed_text(s, FAILING, strlen(FAILING), &e);
+		CHECK(r == 0, "feed fail mode: %d %s", r, e.message);
+		while ((r = pool_stream_next(s, 5000, &index, &res, &e)) == 1) {
+			before += cJSON_GetArraySize(res);
+			cJSON_Delete(res);
+			res = NULL;
+		}
+		CHECK(r == -POOL_EJOB && e.code == POOL_EJOB && e.index == 5 &&
+		          strcmp(e.code_name, "type_error") == 0,
+		      "fail mode: %d %s index %ld", r, e.code_name, e.index);
+		CHECK(before == 5, "fail mode: %ld results before the failing item, want 5",
+		      before);
+		r = pool_stream_feed_text(s, "[1]", 3, &e);
+		CHECK(r == -POOL_EJOB && e.index == 5, "feed after the failure: %d", r);
+		r = pool_stream_next(s, -1, &index, &res, &e);
+		CHECK(r == -POOL_EJOB, "next after the failure again: %d", r);
+		pool_stream_close(s);
+	}
+
+	/* rejected at open: unknown function, bad window */
+	s = pool_stream_open(c, "no_such_function", NULL, &e);
+	CHECK(s == NULL && e.code == POOL_EREQUEST && strcmp(e.code_name, "unknown_function") == 0,
+	      "open of an unknown function: %p %s", (void *)s, e.code_name);
+	o = (struct pool_stream_opts)POOL_STREAM_OPTS_INIT;
+	o.window = 2000000;
+	s = pool_stream_open(c, "square", &o, &e);
+	CHECK(s == NULL && e.code == POOL_EREQUEST, "open with window 2000000: %p %s", (void *)s,
+	      e.code_name);
+	r = pool_map(c, "square", NULL, NULL, &res, &e);
+	CHECK(r == -POOL_EINVAL, "client still answers after failed opens: %d", r);
+}
+
+/* No results yet: POOL_EAGAIN; nothing left to wait for: POOL_EINVAL, not a hang. */
+static void test_stream_timeouts(pool_client *c)
+{
+	struct pool_error e = {0};
+	pool_stream *s = pool_stream_open(c, "sleep_ms", NULL, &e);
+	char *text = NULL;
+	long index = -1;
+	int r;
+
+	if (!CHECK(s != NULL, "open sleep_ms: %s", e.message))
+		return;
+	r = pool_stream_next_text(s, 0, &index, &text, NULL, &e);
+	CHECK(r == -POOL_EAGAIN && e.code == POOL_EAGAIN, "next on nothing fed: %d", r);
+	r = pool_stream_next_text(s, -1, &index, &text, NULL, &e);
+	CHECK(r == -POOL_EINVAL, "blocking next on nothing fed, not ended: %d", r);
+	r = pool_stream_feed_text(s, "[400]", 5, &e);
+	CHECK(r == 0, "feed 400: %d %s", r, e.message);
+	r = pool_stream_next_text(s, 0, &index, &text, NULL, &e);
+	CHECK(r == -POOL_EAGAIN, "next(0) while the item sleeps: %d", r);
+	r = pool_stream_next_text(s, 50, &index, &text, NULL, &e);
+	CHECK(r == -POOL_EAGAIN, "next(50) while the item sleeps: %d", r);
+	r = pool_stream_next_text(s, 20000, &index, &text, NULL, &e);
+	CHECK(r == 1 && index == 0 && text && strcmp(text, "[400]") == 0, "next(20000): %d %s", r,
+	      text ? text : e.message);
+	free(text);
+	CHECK(strcmp(pool_errc_name(POOL_EAGAIN), "again") == 0, "pool_errc_name(POOL_EAGAIN)");
+	CHECK(pool_stream_fd(s) == pool_fd(c), "pool_stream_fd");
+	pool_stream_close(s); /* not ended: cancelled */
+	r = pool_request_raw(c, "{\"op\":\"ping\"}", 13, &text, NULL, &e);
+	CHECK(r == 0 && text && strstr(text, "\"protocol\":1"), "ping after closing a stream: %d",
+	      r);
+	free(text);
+}
+
+/*
+ * A window of 10 and 10,000 items fed without reading between feeds: no
+ * deadlock. The items carry 300 spaces each (3 MB in all), far more than the
+ * socket buffers, so feeds block while the daemon holds a full window.
+ */
+static void test_stream_window(pool_client *c)
+{
+	struct pool_stream_opts o = POOL_STREAM_OPTS_INIT;
+	struct pool_error e = {0};
+	pool_stream *s;
+	struct got g;
+	size_t len;
+	char *items;
+	long k;
+	int r = 0;
+
+	o.window = 10;
+	got_init(&g, 10000);
+	s = pool_stream_open(c, "square", &o, &e);
+	if (!CHECK(s != NULL, "open window 10: %s", e.message)) {
+		got_free(&g);
+		return;
+	}
+	for (k = 0; k < 10 && r == 0; k++) {
+		items = int_array(k * 1000, 1000, 300, &len);
+		r = pool_stream_feed_text(s, items, len, &e);
+		free(items);
+	}
+	CHECK(r == 0, "feeds into a window of 10: %d %s", r, e.message);
+	r = pool_stream_end(s, &e);
+	CHECK(r == 0, "end window 10: %d %s", r, e.message);
+	r = read_all(s, &g, &e);
+	CHECK(r == 0, "stream with window 10: %d %s", r, e.message);
+	CHECK(got_bad(&g, sq) < 0 && g.ordered_ok, "window 10 results: item %ld", got_bad(&g, sq));
+	pool_stream_close(s);
+	got_free(&g);
+
+	/* the same in one feed of 10,000 items */
+	got_init(&g, 10000);
+	s = pool_stream_open(c, "square", &o, &e);
+	if (CHECK(s != NULL, "open window 10 again: %s", e.message)) {
+		items = int_array(0, 10000, 300, &len);
+		r = pool_stream_feed_text(s, items, len, &e);
+		free(items);
+		CHECK(r == 0 && pool_stream_end(s, &e) == 0, "one feed of 10000: %s", e.message);
+		r = read_all(s, &g, &e);
+		CHECK(r == 0 && got_bad(&g, sq) < 0, "one feed of 10000: %d %s item %ld", r,
+		      e.message, got_bad(&g, sq));
+		pool_stream_close(s);
+	}
+	got_free(&g);
+}
+
+/* Parts of any size: an echo of a 3 MiB string. */
+static void test_stream_big(pool_client *c)
+{
+	struct pool_error e = {0};
+	size_t n = 3u << 20, len = 0;
+	char *item = malloc(n + 8), *text = NULL;
+	pool_stream *s;
+	long index = -1;
+	int r;
+
+	if (!item)
+		exit(2);
+	memcpy(item, "[\"", 2);
+	memset(item + 2, 'x', n);
+	memcpy(item + 2 + n, "\"]", 3);
+	s = pool_stream_open(c, "echo", NULL, &e);
+	if (!CHECK(s != NULL, "open echo: %s", e.message)) {
+		free(item);
+		return;
+	}
+	r = pool_stream_feed_text(s, item, n + 4, &e);
+	CHECK(r == 0 && pool_stream_end(s, &e) == 0, "feed/end a 3 MiB item: %d %s", r, e.message);
+	r = pool_stream_next_text(s, -1, &index, &text, &len, &e);
+	CHECK(r == 1 && index == 0 && len == n + 4 && memcmp(text, item, len) == 0,
+	      "3 MiB part: %d len %zu", r, len);
+	free(text);
+	r = pool_stream_next_text(s, -1, &index, &text, &len, &e);
+	CHECK(r == 0, "3 MiB stream done: %d %s", r, e.message);
+	pool_stream_close(s);
+	free(item);
+}
+
 /* Connecting to nothing fails with POOL_ECONNECT. */
 static void test_connect_fail(const char *sock)
 {
@@ -338,6 +738,12 @@ int main(int argc, char **argv)
 	test_errors(c);
 	test_info(c, argc > 2 ? atoi(argv[2]) : 0);
 	test_raw(c);
+	test_stream_basic(c);
+	test_stream_unordered(c);
+	test_stream_errors(c);
+	test_stream_timeouts(c);
+	test_stream_window(c);
+	test_stream_big(c);
 	pool_close(c);
 	test_connect_fail(argv[1]);
 	fprintf(stderr, "client_lib_test: %d checks, %d failed\n", n_checks, n_failed);

@@ -2,7 +2,11 @@
 
 import json
 import os
+import pty
+import select
 import socket
+import subprocess
+import time
 
 import harness
 from harness import Daemon, check, check_eq
@@ -167,6 +171,262 @@ def test_help():
             check(("poolctl " + cmd[0]) in out, "help of %s does not name it" % cmd[0])
     p = poolctl(None, "--version")
     check(p.returncode == 0 and p.stdout.startswith(b"poolctl "), "--version: %r" % (p,))
+
+
+# ------------------------------------------------------------------ streaming (map/starmap -)
+
+STREAM_WAIT = 60.0  # deadline for a streaming poolctl to finish
+
+
+def is_asan(path):
+    """True when the binary was built with AddressSanitizer (its RSS means little then)."""
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def vm_hwm_kib(pid):
+    """The peak RSS (VmHWM, KiB) of a live process since its exec."""
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1])
+    raise AssertionError("no VmHWM in /proc/%d/status" % pid)
+
+
+def stream_measured(argv, stdin_path, want_len, timeout=STREAM_WAIT):
+    """Run argv with stdin from a file; (exit status, stdout, stderr, peak RSS in KiB).
+
+    The peak RSS is read from /proc while poolctl is blocked writing its last
+    512 KiB of results into the pipe we stop reading: all its input has been
+    read and nearly all of it answered by then.
+    """
+    env = dict(os.environ)
+    env.pop("POOLD_SOCKET", None)
+    env.update(harness.SANITIZER_ENV)
+    with open(stdin_path, "rb") as fin:
+        p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env)
+    try:
+        out = bytearray()
+        hwm = None
+        deadline = time.monotonic() + timeout
+        while True:
+            if hwm is None and len(out) >= want_len - (512 << 10):
+                hwm = vm_hwm_kib(p.pid)
+            left = deadline - time.monotonic()
+            check(left > 0, "%s did not finish within %.0fs" % (argv, timeout))
+            r, _, _ = select.select([p.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(p.stdout.fileno(), 1 << 20)
+            if not chunk:
+                break
+            out += chunk
+        err = p.stderr.read()
+        return p.wait(timeout), bytes(out), err, hwm
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def test_stream_order():
+    with Daemon(workers=3) as d:
+        # 1,000,000 items from stdin, in order, in little memory.
+        n = 1000000
+        src = os.path.join(d.dir, "in.txt")
+        with open(src, "w") as f:
+            f.write("".join("%d\n" % i for i in range(n)))
+        want = "".join("%d\n" % (i * i) for i in range(n)).encode()
+        rc, out, err, rss = stream_measured([harness.poolctl_bin(), "--socket", d.sock, "map",
+                                             "square", "-"], src, len(want))
+        check_eq((rc, err), (0, b""), "map square - of %d items: exit status, stderr" % n)
+        check(out == want, "map square - of %d items: %d bytes of output, want %d; first "
+              "difference at byte %d" % (n, len(out), len(want),
+                                         next((i for i, (a, b) in enumerate(zip(out, want))
+                                               if a != b), min(len(out), len(want)))))
+        check(rss is not None, "no peak RSS measured")
+        if not is_asan(harness.poolctl_bin()):
+            check(rss < 16 * 1024, "poolctl's peak RSS streaming %d items: %d KiB" % (n, rss))
+        # starmap from stdin, with blank lines and no newline at the end.
+        p = poolctl(d.sock, "starmap", "add", "-", input="[1,2]\n\n[10,-4]\n  \n[0.5,1]")
+        check_eq(ok_lines(p, "starmap - without a final newline"), ["3", "6", "1.5"],
+                 "starmap from stdin")
+        p = poolctl(d.sock, "map", "square", "-", input="")
+        check_eq(ok_lines(p, "map - of nothing"), [], "map - of empty stdin")
+        d.wait_quiet()
+
+
+def unordered_lines(p, what):
+    """Exit 0; stdout's INDEX<TAB>VALUE lines as a list of (index, value) in output order."""
+    out = []
+    for ln in ok_lines(p, what):
+        idx, tab, val = ln.partition("\t")
+        check(tab == "\t" and idx.isdigit(), "%s: not INDEX<TAB>VALUE: %r" % (what, ln))
+        out.append((int(idx), json.loads(val)))
+    return out
+
+
+def test_stream_unordered():
+    with Daemon(workers=3) as d:
+        items = [1500] + list(range(1, 40))
+        p = poolctl(d.sock, "map", "--unordered", "--chunksize", "1", "sleep_ms", "-",
+                    input="".join("%d\n" % i for i in items))
+        got = unordered_lines(p, "map --unordered -")
+        check_eq(sorted(got), list(enumerate(items)), "unordered: every index once, its value")
+        check(got[0][0] != 0, "unordered: the 1500 ms item came first: %r" % got[:3])
+        check_eq(got[-1], (0, 1500), "unordered: the slow item came last")
+        # ARGs work too, and so does a large unordered stream.
+        p = poolctl(d.sock, "map", "--unordered", "square", "2", "3")
+        check_eq(sorted(unordered_lines(p, "map --unordered ARGs")), [(0, 4), (1, 9)],
+                 "unordered ARGs")
+        n = 100000
+        p = poolctl(d.sock, "map", "--unordered", "square", "-",
+                    input="".join("%d\n" % i for i in range(n)))
+        got = unordered_lines(p, "map --unordered - of %d" % n)
+        check_eq(len(got), n, "unordered lines")
+        check(sorted(got) == [(i, i * i) for i in range(n)],
+              "unordered %d items: indices or values wrong" % n)
+
+
+def test_stream_errors():
+    with Daemon(workers=2) as d:
+        # Collect: failures in place, every result printed, exit 1 naming the first.
+        p = poolctl(d.sock, "map", "--collect", "sleep_ms", "-", input='1\n"x"\n2\n"y"\n3\n')
+        check_eq(p.returncode, 1, "stream --collect with failures: exit status")
+        out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+        check_eq(len(out), 5, "stream collect output lines")
+        check_eq((out[0], out[2], out[4]), (1, 2, 3), "stream collect good items")
+        for i in (1, 3):
+            check_eq(out[i].get("error", {}).get("code"), "type_error",
+                     "stream collect failed item %d" % i)
+        err = p.stderr.decode()
+        check(err.count("\n") == 1 and "item 1: type_error" in err and "2 items failed" in err,
+              "stream collect stderr: %r" % err)
+        # Fail mode: the results before the failing item, then its error, exit 1.
+        p = poolctl(d.sock, "map", "--chunksize", "1", "sleep_ms", "-",
+                    input='1\n2\n"x"\n4\n5\n')
+        fails(p, 1, "stream fail mode", "item 2", "type_error")
+        check_eq(p.stdout.decode().splitlines(), ["1", "2"], "stream fail mode: results before")
+        p = poolctl(d.sock, "map", "fail", "-", input='"boom"\n')
+        fails(p, 1, "stream fail()", "item 0", "function_error", "boom")
+        # Request errors and bad input: exit 2.
+        fails(poolctl(d.sock, "map", "square", "-", input="1\n2\nnope\n"), 2,
+              "bad JSON in the stream", "stdin line 3")
+        fails(poolctl(d.sock, "starmap", "add", "-", input="[1,2]\n\n7\n"), 2,
+              "starmap stream line that is not an array", "stdin line 3")
+        fails(poolctl(d.sock, "starmap", "add", "-", input="[1,2]\n[1]\n"), 2,
+              "starmap stream of a bad arity", "bad_arity")
+        for bad in ("0", "1000001", "x"):
+            fails(poolctl(d.sock, "map", "--window", bad, "square", "-", input="1\n"), 2,
+                  "--window %s" % bad, "window")
+        fails(poolctl(d.sock, "apply", "--unordered", "add", "1", "2"), 2,
+              "apply --unordered", "unordered")
+        # An unknown function fails at once, without waiting for stdin's end.
+        argv = [harness.poolctl_bin(), "--socket", d.sock, "map", "nosuchfn", "-"]
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            try:
+                _, err = proc.communicate(timeout=STREAM_WAIT)
+            finally:
+                proc.kill()
+        check_eq(proc.returncode, 2, "map nosuchfn - with stdin left open: exit status")
+        check(b"unknown_function" in err, "map nosuchfn -: stderr %r" % err)
+        d.wait_quiet()
+
+
+def read_line_by(f, deadline, what):
+    """One line from the pipe f (bytes, no newline), failing at the deadline."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        check(left > 0, "timed out waiting for %s (got %r)" % (what, buf))
+        r, _, _ = select.select([f], [], [], left)
+        if r:
+            chunk = os.read(f.fileno(), 1)
+            check(chunk != b"", "poolctl closed stdout while waiting for %s" % what)
+            buf += chunk
+    return buf[:-1]
+
+
+def test_stream_slow_producer():
+    with Daemon(workers=2) as d:
+        argv = [harness.poolctl_bin(), "--socket", d.sock, "map", "square", "-"]
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            try:
+                deadline = time.monotonic() + STREAM_WAIT
+                # Each result arrives while stdin is still open.
+                for i in (3, 4, 5):
+                    proc.stdin.write(b"%d\n" % i)
+                    proc.stdin.flush()
+                    check_eq(read_line_by(proc.stdout, deadline, "the square of %d" % i),
+                             b"%d" % (i * i), "result before stdin's end")
+                proc.stdin.write(b"6\n7")
+                proc.stdin.close()
+                rest = proc.stdout.read()
+                check_eq(proc.wait(STREAM_WAIT), 0, "exit status after stdin's end")
+                check_eq(rest, b"36\n49\n", "results after stdin's end")
+                check_eq(proc.stderr.read(), b"", "stderr (not a terminal: no progress)")
+            finally:
+                proc.kill()
+
+
+def test_stream_progress():
+    with Daemon(workers=1) as d:
+        # Forced on: progress lines on stderr, the last one erased; stdout untouched.
+        p = poolctl(d.sock, "map", "--progress", "sleep_ms", "300", "300", "300")
+        check_eq(p.returncode, 0, "--progress: exit status (stderr %r)" % p.stderr)
+        check_eq(p.stdout, b"300\n300\n300\n", "--progress: stdout")
+        err = p.stderr.decode()
+        check("\r\x1b[Kpoolctl: " in err and "/3 (" in err and " done, " in err,
+              "--progress: no progress line in %r" % err)
+        check(err.endswith("\r\x1b[K"), "--progress: the line is not erased at the end: %r" %
+              err)
+        # On a terminal it is on by default, and --no-progress turns it off.
+        for flag, want in (([], True), (["--no-progress"], False)):
+            try:
+                master, slave = pty.openpty()
+            except OSError as e:
+                raise harness.Skip("no pseudo-terminal for the rest of the test: %s" % e)
+            try:
+                argv = ([harness.poolctl_bin(), "--socket", d.sock, "map"] + flag +
+                        ["sleep_ms", "-"])
+                proc = subprocess.run(argv, input=b"300\n300\n300\n", stdout=subprocess.PIPE,
+                                      stderr=slave, timeout=STREAM_WAIT)
+                os.close(slave)
+                slave = None
+                err = b""
+                while select.select([master], [], [], 0)[0]:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    err += chunk
+            finally:
+                if slave is not None:
+                    os.close(slave)
+                os.close(master)
+            check_eq((proc.returncode, proc.stdout), (0, b"300\n300\n300\n"),
+                     "map %s on a terminal: exit status, stdout" % flag)
+            check_eq(b" done, " in err, want, "progress on a terminal with %s: %r" % (flag, err))
+
+
+def test_stream_window():
+    with Daemon(workers=2) as d:
+        n = 20000
+        p = poolctl(d.sock, "map", "--window", "10", "square", "-",
+                    input="".join("%d\n" % i for i in range(n)))
+        check(ok_lines(p, "map --window 10 -") == [str(i * i) for i in range(n)],
+              "map --window 10 of %d items: results wrong" % n)
+        p = poolctl(d.sock, "starmap", "--window", "1", "--unordered", "add", "-",
+                    input="".join("[%d,1]\n" % i for i in range(1000)))
+        check_eq(sorted(unordered_lines(p, "starmap --window 1 --unordered")),
+                 [(i, i + 1) for i in range(1000)], "starmap --window 1 --unordered")
+        d.wait_quiet()
 
 
 harness.main(globals())
