@@ -32,6 +32,9 @@ struct conn {
 	int n_requests;
 	struct request_list requests;
 	struct event *ev_resume; /* deferred: handle lines buffered while not reading */
+	struct evbuffer *out;    /* replies not yet written */
+	struct event *ev_write;  /* the socket can take more of out */
+	struct event *ev_flush;  /* deferred: write what this loop iteration produced */
 	TAILQ_ENTRY(conn) link;
 };
 
@@ -44,7 +47,7 @@ struct request_list *conn_requests(struct conn *c)
 
 struct evbuffer *conn_output(struct conn *c)
 {
-	return bufferevent_get_output(c->bev);
+	return c->out;
 }
 
 void conn_send_error(struct conn *c, struct json_span id, const struct proto_error *err)
@@ -86,9 +89,16 @@ void conn_block(struct conn *c, int delta)
 		conn_resume(c);
 }
 
-/* After adding output: pause reading while the client is not keeping up. */
+/*
+ * After adding output: write it before the loop waits again (one write for
+ * all the replies of this iteration, and no write event to arm when the
+ * socket takes it all, which is the common case), and pause reading while the
+ * client is not keeping up.
+ */
 void conn_reply_sent(struct conn *c)
 {
+	if (!event_pending(c->ev_write, EV_WRITE, NULL))
+		event_active(c->ev_flush, EV_WRITE, 1);
 	if (!c->paused && evbuffer_get_length(conn_output(c)) > OUT_HIGH) {
 		c->paused = 1;
 		bufferevent_disable(c->bev, EV_READ);
@@ -104,6 +114,9 @@ static void conn_free(struct conn *c)
 	TAILQ_REMOVE(&sv.conns, c, link);
 	sv.n_conns--;
 	event_free(c->ev_resume);
+	event_free(c->ev_write);
+	event_free(c->ev_flush);
+	evbuffer_free(c->out);
 	bufferevent_free(c->bev);
 	free(c);
 	listener_conn_closed();
@@ -352,13 +365,26 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 	conn_maybe_close(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+/* Write up to READ_CHUNK bytes of replies (from the flush or the write event). */
+static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (evbuffer_get_length(c->out) && evbuffer_write_atmost(c->out, fd, READ_CHUNK) < 0 &&
+	    errno != EAGAIN && errno != EINTR) {
+		if (c->n_requests)
+			log_debug("client gone with %d requests in flight; dropping them",
+			          c->n_requests);
+		conn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out))
+		event_add(c->ev_write, NULL);
+	else
+		event_del(c->ev_write);
 	if (conn_maybe_close(c))
 		return;
-	if (c->paused && evbuffer_get_length(conn_output(c)) <= OUT_LOW) {
+	if (c->paused && evbuffer_get_length(c->out) <= OUT_LOW) {
 		c->paused = 0;
 		conn_resume(c); /* lines already buffered do not fire the read callback */
 	}
@@ -399,24 +425,32 @@ void conn_new(evutil_socket_t fd)
 	}
 	c->bev = bufferevent_socket_new(sv.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->ev_resume = evtimer_new(sv.base, on_resume, c);
-	if (!c->bev || !c->ev_resume) {
+	c->out = evbuffer_new();
+	c->ev_write = event_new(sv.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+	c->ev_flush = event_new(sv.base, fd, 0, on_write, c);
+	if (!c->bev || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush) {
 		if (c->bev)
 			bufferevent_free(c->bev);
 		else
 			close(fd);
 		if (c->ev_resume)
 			event_free(c->ev_resume);
+		if (c->out)
+			evbuffer_free(c->out);
+		if (c->ev_write)
+			event_free(c->ev_write);
+		if (c->ev_flush)
+			event_free(c->ev_flush);
 		free(c);
 		return;
 	}
 	TAILQ_INIT(&c->requests);
 	TAILQ_INSERT_TAIL(&sv.conns, c, link);
 	sv.n_conns++;
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+	/* The bufferevent reads; replies go out through c->out (see conn_reply_sent). */
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	bufferevent_set_max_single_read(c->bev, READ_CHUNK);
-	bufferevent_set_max_single_write(c->bev, READ_CHUNK);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
 }
 
 void conn_close_all_flushed(void)
