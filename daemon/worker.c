@@ -24,6 +24,7 @@ struct worker {
 	const struct worker_args *a;
 	int pull;
 	int push;
+	uint32_t pid;
 	struct buf head;
 	struct buf out;
 	struct buf errbuf; /* failed items' indices, little-endian u32 */
@@ -149,7 +150,7 @@ static void run_task(struct worker *w, const struct wire_msg *t)
 	struct wire_msg r = {.type = WIRE_RESULT,
 	                     .slot = w->a->slot,
 	                     .gen = w->a->gen,
-	                     .pid = (uint32_t)getpid(),
+	                     .pid = w->pid,
 	                     .task_id = t->task_id,
 	                     .first_error = WIRE_NO_ERROR};
 	size_t limit = w->a->max_msg - WIRE_HDR_SIZE - 4096;
@@ -217,7 +218,7 @@ static void run_task(struct worker *w, const struct wire_msg *t)
 
 int worker_main(const struct worker_args *a)
 {
-	struct worker w = {.a = a};
+	struct worker w = {.a = a, .pid = (uint32_t)getpid()};
 	char rname[32], role[32];
 
 	snprintf(role, sizeof(role), "worker %u", a->slot);
