@@ -1,0 +1,680 @@
+/* bench_client.c - the C side of bench/run.sh: timed, checked calls through libpoolclient */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "poolclient.h"
+
+/*
+ * Every subcommand prints one JSON object on stdout (times in seconds or
+ * microseconds, as named) and exits 0, or prints one line on stderr and exits 1
+ * when a call failed or any result was wrong. Every result is checked.
+ */
+
+static const char usage[] =
+    "usage: bench_client COMMAND ...\n"
+    "  map SOCK N REPS              map square over 0..N-1 (text), REPS timed after a warm-up\n"
+    "  apply SOCK N WARMUP          N timed one-item applies of square: p50, p99\n"
+    "  calibrate SOCK MS            spin rounds for one apply of about MS milliseconds\n"
+    "  spin SOCK ROUNDS ITEMS REPS  map spin(ROUNDS) over ITEMS items, REPS timed\n"
+    "  mapfile SOCK FN FILE REPS    map FN over the JSON array in FILE; the results must\n"
+    "                               equal the items (sleep_ms, echo), REPS timed\n"
+    "  clients SOCK C N             C threads, one connection each, N applies each\n"
+    "  check-squares N              stdin must be exactly the lines i*i for i = 0..N-1\n"
+    "  rusage FILE CMD [ARG...]     run CMD (stdin, stdout shared), write its exit status\n"
+    "                               and peak RSS to FILE as JSON, exit with its status\n";
+
+static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench_client: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A decimal argument in [lo, hi], or die. */
+static long long arg_num(const char *s, long long lo, long long hi, const char *what)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		die("bad %s '%s' (want %lld..%lld)", what, s, lo, hi);
+	return v;
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static pool_client *xconnect(const char *sock)
+{
+	struct pool_error e = {0};
+	pool_client *c = pool_connect(sock, &e);
+
+	if (!c)
+		die("connect %s: %s: %s", sock, e.code_name, e.message);
+	return c;
+}
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Write v in decimal at p, two digits per step; returns the end. */
+static char *fmt_i64(char *p, int64_t v)
+{
+	char tmp[24], *t = tmp + sizeof tmp;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n;
+
+	while (u >= 100) {
+		unsigned d = (unsigned)(u % 100) * 2;
+		u /= 100;
+		*--t = digit_pairs[d + 1];
+		*--t = digit_pairs[d];
+	}
+	if (u >= 10) {
+		*--t = digit_pairs[u * 2 + 1];
+		*--t = digit_pairs[u * 2];
+	} else {
+		*--t = (char)('0' + u);
+	}
+	if (v < 0)
+		*--t = '-';
+	n = (size_t)(tmp + sizeof tmp - t);
+	memcpy(p, t, n);
+	return p + n;
+}
+
+/* The JSON array [0,1,...,n-1] in a new buffer; *len its length. */
+static char *ints_array(int64_t n, size_t *len)
+{
+	char *buf = xmalloc((size_t)n * 21 + 3), *p = buf;
+	int64_t i;
+
+	*p++ = '[';
+	for (i = 0; i < n; i++) {
+		p = fmt_i64(p, i);
+		*p++ = ',';
+	}
+	if (n > 0)
+		p--;
+	*p++ = ']';
+	*p = '\0';
+	*len = (size_t)(p - buf);
+	return buf;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/*
+ * Parse the JSON array of integers in s (len bytes) into out[0..max-1].
+ * Returns the count, or -1 when the text is not such an array (or has more
+ * than max elements).
+ */
+static long parse_ints(const char *s, size_t len, int64_t *out, size_t max)
+{
+	const char *p = s, *end = s + len;
+	size_t n = 0;
+
+	p = skip_ws(p, end);
+	if (p == end || *p++ != '[')
+		return -1;
+	p = skip_ws(p, end);
+	if (p < end && *p == ']')
+		return skip_ws(p + 1, end) == end ? 0 : -1;
+	for (;;) {
+		int neg = 0;
+		uint64_t v = 0;
+		const char *d;
+
+		if (n == max)
+			return -1;
+		if (p < end && *p == '-') {
+			neg = 1;
+			p++;
+		}
+		d = p;
+		while (p < end && *p >= '0' && *p <= '9' && p - d < 19)
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		if (p == d || (p < end && *p >= '0' && *p <= '9'))
+			return -1;
+		out[n++] = neg ? -(int64_t)v : (int64_t)v;
+		p = skip_ws(p, end);
+		if (p == end)
+			return -1;
+		if (*p == ']')
+			break;
+		if (*p++ != ',')
+			return -1;
+		p = skip_ws(p, end);
+	}
+	return skip_ws(p + 1, end) == end ? (long)n : -1;
+}
+
+/* The bare JSON integer s (len bytes) in *v; -1 when it is not one. */
+static int parse_int(const char *s, size_t len, int64_t *v)
+{
+	char *end;
+
+	if (len == 0 || len > 20)
+		return -1;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return errno || end != s + len ? -1 : 0;
+}
+
+static void print_times(const char *key, const double *t, int n)
+{
+	int i;
+
+	printf("\"%s\":[", key);
+	for (i = 0; i < n; i++)
+		printf("%s%.6f", i ? "," : "", t[i]);
+	printf("]");
+}
+
+/* One timed map of square over 0..n-1: format, call, parse, then check every result. */
+static double map_once(pool_client *c, int64_t n, int64_t *res)
+{
+	struct pool_error e = {0};
+	double t0 = now_s(), t;
+	size_t alen, rlen;
+	char *args = ints_array(n, &alen), *out = NULL;
+	long got;
+	int64_t i;
+
+	if (pool_map_text(c, "square", args, alen, NULL, &out, &rlen, &e) < 0)
+		die("map square: %s: %s (index %ld)", e.code_name, e.message, e.index);
+	got = parse_ints(out, rlen, res, (size_t)n);
+	t = now_s() - t0;
+	free(args);
+	free(out);
+	if (got != n)
+		die("map square: %ld results for %" PRId64 " items (or not an int array)", got, n);
+	for (i = 0; i < n; i++)
+		if (res[i] != i * i)
+			die("map square: result %" PRId64 " is %" PRId64 ", want %" PRId64, i,
+			    res[i], i * i);
+	return t;
+}
+
+static int cmd_map(char **argv)
+{
+	pool_client *c = xconnect(argv[0]);
+	int64_t n = arg_num(argv[1], 0, 94906265, "N"); /* (N-1)^2 < 2^53 */
+	int reps = (int)arg_num(argv[2], 1, 1000, "REPS"), i;
+	int64_t *res = xmalloc((size_t)n * sizeof *res);
+	double warm, *t = xmalloc((size_t)reps * sizeof *t);
+
+	warm = map_once(c, n, res);
+	for (i = 0; i < reps; i++)
+		t[i] = map_once(c, n, res);
+	printf("{\"items\":%" PRId64 ",\"warmup_s\":%.6f,", n, warm);
+	print_times("times_s", t, reps);
+	printf("}\n");
+	pool_close(c);
+	free(res);
+	free(t);
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of the sorted v[0..n-1] (bench.py uses the same rule). */
+static double percentile(const double *v, long n, double p)
+{
+	long k = (long)((p / 100.0) * (double)n + 0.999999999);
+
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return v[k - 1];
+}
+
+/* One apply of square(x), checked; returns its latency in seconds. */
+static double apply_once(pool_client *c, int64_t x)
+{
+	struct pool_error e = {0};
+	char args[32], *p = args, *out = NULL;
+	size_t rlen;
+	int64_t r;
+	double t0, t;
+
+	*p++ = '[';
+	p = fmt_i64(p, x);
+	*p++ = ']';
+	t0 = now_s();
+	if (pool_apply_text(c, "square", args, (size_t)(p - args), NULL, &out, &rlen, &e) < 0)
+		die("apply square(%" PRId64 "): %s: %s", x, e.code_name, e.message);
+	t = now_s() - t0;
+	if (parse_int(out, rlen, &r) < 0 || r != x * x)
+		die("apply square(%" PRId64 ") = %s", x, out);
+	free(out);
+	return t;
+}
+
+static int cmd_apply(char **argv)
+{
+	pool_client *c = xconnect(argv[0]);
+	long n = (long)arg_num(argv[1], 1, 100000000, "N");
+	long warm = (long)arg_num(argv[2], 0, 100000000, "WARMUP"), i;
+	double *lat = xmalloc((size_t)n * sizeof *lat), sum = 0, t0, wall;
+
+	for (i = 0; i < warm; i++)
+		apply_once(c, i);
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		lat[i] = apply_once(c, i);
+		sum += lat[i];
+	}
+	wall = now_s() - t0;
+	qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+	printf("{\"calls\":%ld,\"warmup\":%ld,\"p50_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f,"
+	       "\"min_us\":%.2f,\"max_us\":%.2f,\"wall_s\":%.6f}\n",
+	       n, warm, percentile(lat, n, 50) * 1e6, percentile(lat, n, 99) * 1e6,
+	       sum / (double)n * 1e6, lat[0] * 1e6, lat[n - 1] * 1e6, wall);
+	pool_close(c);
+	free(lat);
+	return 0;
+}
+
+/* One apply of spin(rounds); its wall time in seconds, the hash in *h. */
+static double spin_apply(pool_client *c, int64_t rounds, int64_t *h)
+{
+	struct pool_error e = {0};
+	char args[32], *p = args, *out = NULL;
+	size_t rlen;
+	double t0 = now_s(), t;
+
+	*p++ = '[';
+	p = fmt_i64(p, rounds);
+	*p++ = ']';
+	if (pool_apply_text(c, "spin", args, (size_t)(p - args), NULL, &out, &rlen, &e) < 0)
+		die("apply spin(%" PRId64 "): %s: %s", rounds, e.code_name, e.message);
+	t = now_s() - t0;
+	if (parse_int(out, rlen, h) < 0)
+		die("apply spin: unexpected result %s", out);
+	free(out);
+	return t;
+}
+
+/* Scale the round count until one apply takes about ms milliseconds (median of 3). */
+static int cmd_calibrate(char **argv)
+{
+	pool_client *c = xconnect(argv[0]);
+	double want = (double)arg_num(argv[1], 1, 100000, "MS") / 1000.0, t[3];
+	int64_t rounds = 100000, h;
+	int iter, i;
+
+	for (iter = 0; iter < 8; iter++) {
+		for (i = 0; i < 3; i++)
+			t[i] = spin_apply(c, rounds, &h);
+		qsort(t, 3, sizeof *t, cmp_double);
+		if (t[1] > want * 0.97 && t[1] < want * 1.03)
+			break;
+		/* Grow at most 100x per step: the first tiny timing is mostly overhead. */
+		rounds = (int64_t)((double)rounds * (t[1] * 100 < want ? 100 : want / t[1]));
+		if (rounds < 1)
+			rounds = 1;
+	}
+	printf("{\"rounds\":%" PRId64 ",\"ms\":%.3f,\"iterations\":%d}\n", rounds, t[1] * 1e3,
+	       iter + 1);
+	pool_close(c);
+	return 0;
+}
+
+static int cmd_spin(char **argv)
+{
+	pool_client *c = xconnect(argv[0]);
+	int64_t rounds = arg_num(argv[1], 0, INT64_MAX / 2, "ROUNDS"), h, *res;
+	long items = (long)arg_num(argv[2], 1, 10000000, "ITEMS"), k;
+	int reps = (int)arg_num(argv[3], 1, 1000, "REPS"), i;
+	double *t = xmalloc((size_t)reps * sizeof *t), t0;
+	size_t alen = 0, rlen;
+	char *args = xmalloc((size_t)items * 22 + 3), *p = args, *out;
+	struct pool_error e = {0};
+
+	spin_apply(c, rounds, &h);
+	*p++ = '[';
+	for (k = 0; k < items; k++) {
+		p = fmt_i64(p, rounds);
+		*p++ = ',';
+	}
+	p[-1] = ']';
+	alen = (size_t)(p - args);
+	res = xmalloc((size_t)items * sizeof *res);
+	for (i = 0; i < reps; i++) {
+		out = NULL;
+		t0 = now_s();
+		if (pool_map_text(c, "spin", args, alen, NULL, &out, &rlen, &e) < 0)
+			die("map spin: %s: %s", e.code_name, e.message);
+		t[i] = now_s() - t0;
+		if (parse_ints(out, rlen, res, (size_t)items) != items)
+			die("map spin: wrong result count");
+		for (k = 0; k < items; k++)
+			if (res[k] != h)
+				die("map spin: item %ld is %" PRId64 ", want %" PRId64, k, res[k],
+				    h);
+		free(out);
+	}
+	printf("{\"rounds\":%" PRId64 ",\"items\":%ld,", rounds, items);
+	print_times("times_s", t, reps);
+	printf("}\n");
+	pool_close(c);
+	free(args);
+	free(res);
+	free(t);
+	return 0;
+}
+
+/* The whole of a file, NUL-terminated. */
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	size_t cap = 1 << 16, n = 0, k;
+	char *buf = xmalloc(cap);
+
+	if (!f)
+		die("%s: %s", path, strerror(errno));
+	while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+		n += k;
+		if (cap - n < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				die("out of memory");
+		}
+	}
+	if (ferror(f))
+		die("%s: read error", path);
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static int cmd_mapfile(char **argv)
+{
+	pool_client *c = xconnect(argv[0]);
+	const char *fn = argv[1];
+	int reps = (int)arg_num(argv[3], 1, 1000, "REPS"), i;
+	size_t alen, rlen, cap;
+	char *args = read_file(argv[2], &alen), *out;
+	int64_t *want, *got;
+	long n, m;
+	double *t = xmalloc((size_t)reps * sizeof *t), t0;
+	struct pool_error e = {0};
+
+	cap = alen / 2 + 1;
+	want = xmalloc(cap * sizeof *want);
+	got = xmalloc(cap * sizeof *got);
+	n = parse_ints(args, alen, want, cap);
+	if (n < 0)
+		die("%s: not a JSON array of integers", argv[2]);
+	for (i = 0; i < reps; i++) {
+		out = NULL;
+		t0 = now_s();
+		if (pool_map_text(c, fn, args, alen, NULL, &out, &rlen, &e) < 0)
+			die("map %s: %s: %s", fn, e.code_name, e.message);
+		t[i] = now_s() - t0;
+		m = parse_ints(out, rlen, got, cap);
+		if (m != n || memcmp(got, want, (size_t)n * sizeof *got) != 0)
+			die("map %s: the results are not the items", fn);
+		free(out);
+	}
+	printf("{\"items\":%ld,", n);
+	print_times("times_s", t, reps);
+	printf("}\n");
+	pool_close(c);
+	free(args);
+	free(want);
+	free(got);
+	free(t);
+	return 0;
+}
+
+struct client_job {
+	const char *sock;
+	long id, applies;
+	pthread_barrier_t *start;
+	pool_client *c;
+	int failed;
+	char why[640];
+};
+
+/* One client thread: n applies of square over its own range, every answer checked. */
+static void *client_run(void *arg)
+{
+	struct client_job *j = arg;
+	struct pool_error e = {0};
+	char args[32], *p, *out;
+	size_t rlen;
+	long k;
+
+	pthread_barrier_wait(j->start);
+	for (k = 0; k < j->applies && !j->failed; k++) {
+		int64_t x = j->id * j->applies + k, r;
+
+		p = args;
+		*p++ = '[';
+		p = fmt_i64(p, x);
+		*p++ = ']';
+		out = NULL;
+		if (pool_apply_text(j->c, "square", args, (size_t)(p - args), NULL, &out, &rlen,
+		                    &e) < 0) {
+			j->failed = 1;
+			snprintf(j->why, sizeof j->why, "client %ld apply %ld: %s: %s", j->id, k,
+			         e.code_name, e.message);
+			break;
+		}
+		if (parse_int(out, rlen, &r) < 0 || r != x * x) {
+			j->failed = 1;
+			snprintf(j->why, sizeof j->why, "client %ld: square(%" PRId64 ") = %.40s",
+			         j->id, x, out);
+		}
+		free(out);
+	}
+	return NULL;
+}
+
+static int cmd_clients(char **argv)
+{
+	long nc = (long)arg_num(argv[1], 1, 10000, "C");
+	long na = (long)arg_num(argv[2], 1, 100000000, "N"), i, bad = 0;
+	struct client_job *jobs = calloc((size_t)nc, sizeof *jobs);
+	pthread_t *th = xmalloc((size_t)nc * sizeof *th);
+	pthread_barrier_t start;
+	double t0, wall;
+
+	if (!jobs)
+		die("out of memory");
+	if (nc * na > 94906265) /* every x*x must stay below 2^53 */
+		die("C*N must be at most 94906265");
+	pthread_barrier_init(&start, NULL, (unsigned)nc + 1);
+	for (i = 0; i < nc; i++) {
+		jobs[i] =
+		    (struct client_job){.sock = argv[0], .id = i, .applies = na, .start = &start};
+		jobs[i].c = xconnect(argv[0]);
+		if (pthread_create(&th[i], NULL, client_run, &jobs[i]) != 0)
+			die("pthread_create failed");
+	}
+	t0 = now_s();
+	pthread_barrier_wait(&start);
+	for (i = 0; i < nc; i++)
+		pthread_join(th[i], NULL);
+	wall = now_s() - t0;
+	for (i = 0; i < nc; i++) {
+		if (jobs[i].failed && bad++ < 5)
+			fprintf(stderr, "bench_client: %s\n", jobs[i].why);
+		pool_close(jobs[i].c);
+	}
+	pthread_barrier_destroy(&start);
+	free(jobs);
+	free(th);
+	if (bad)
+		die("%ld of %ld clients failed", bad, nc);
+	printf("{\"clients\":%ld,\"applies\":%ld,\"requests\":%ld,\"wall_s\":%.6f,\"rps\":%.1f}\n",
+	       nc, na, nc * na, wall, (double)(nc * na) / wall);
+	return 0;
+}
+
+/* stdin must be exactly the lines "i*i\n" for i = 0..n-1; parsed in 1 MiB reads. */
+static int cmd_check_squares(char **argv)
+{
+	int64_t n = arg_num(argv[0], 0, 94906265, "N"), line = 0;
+	static char buf[1 << 20];
+	uint64_t v = 0;
+	int digits = 0;
+	ssize_t k;
+
+	while ((k = read(0, buf, sizeof buf)) != 0) {
+		const char *p = buf, *end;
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			die("check-squares: read: %s", strerror(errno));
+		}
+		end = buf + k;
+		for (; p < end; p++) {
+			if (*p >= '0' && *p <= '9' && digits < 19) {
+				v = v * 10 + (uint64_t)(*p - '0');
+				digits++;
+			} else if (*p == '\n' && digits > 0) {
+				if (line >= n)
+					die("check-squares: more than %" PRId64 " lines", n);
+				if (v != (uint64_t)(line * line))
+					die("check-squares: line %" PRId64 " is %" PRIu64
+					    ", want %" PRId64,
+					    line + 1, v, line * line);
+				line++;
+				v = 0;
+				digits = 0;
+			} else {
+				die("check-squares: line %" PRId64 ": unexpected byte 0x%02x",
+				    line + 1, (unsigned char)*p);
+			}
+		}
+	}
+	if (digits)
+		die("check-squares: last line has no newline");
+	if (line != n)
+		die("check-squares: %" PRId64 " lines, want %" PRId64, line, n);
+	printf("{\"lines\":%" PRId64 "}\n", line);
+	return 0;
+}
+
+/*
+ * fork (not vfork) and exec, then wait4: the child's ru_maxrss. Linux keeps
+ * the pre-exec high-water mark across execve, so the figure is at least this
+ * small program's own RSS at the fork (about 1-2 MiB), never the RSS of
+ * whatever started bench_client (a Python orchestrator is ~17 MiB).
+ */
+static int cmd_rusage(int argc, char **argv)
+{
+	struct rusage ru;
+	int status;
+	pid_t pid;
+	FILE *f;
+
+	if (argc < 2)
+		die("rusage: FILE CMD [ARG...]");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		execvp(argv[1], argv + 1);
+		fprintf(stderr, "bench_client: exec %s: %s\n", argv[1], strerror(errno));
+		_exit(127);
+	}
+	while (wait4(pid, &status, 0, &ru) < 0)
+		if (errno != EINTR)
+			die("wait4: %s", strerror(errno));
+	f = fopen(argv[0], "w");
+	if (!f)
+		die("%s: %s", argv[0], strerror(errno));
+	fprintf(f, "{\"exit\":%d,\"signal\":%d,\"maxrss_kib\":%ld}\n",
+	        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+	        WIFSIGNALED(status) ? WTERMSIG(status) : 0, ru.ru_maxrss);
+	if (fclose(f) != 0)
+		die("%s: write error", argv[0]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int nargs;
+		int (*run)(char **argv);
+	} cmds[] = {
+	    {"map", 3, cmd_map},
+	    {"apply", 3, cmd_apply},
+	    {"calibrate", 2, cmd_calibrate},
+	    {"spin", 4, cmd_spin},
+	    {"mapfile", 4, cmd_mapfile},
+	    {"clients", 3, cmd_clients},
+	    {"check-squares", 1, cmd_check_squares},
+	};
+	size_t i;
+
+	if (argc > 1 && strcmp(argv[1], "rusage") == 0)
+		return cmd_rusage(argc - 2, argv + 2);
+	for (i = 0; argc > 1 && i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			if (argc - 2 != cmds[i].nargs)
+				break;
+			return cmds[i].run(argv + 2);
+		}
+	fputs(usage, stderr);
+	return 2;
+}
