@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +21,15 @@
 #define READ_CHUNK (1024 * 1024)
 
 struct conn {
-	struct bufferevent *bev;
-	int skipping;   /* discarding the rest of an over-long line */
-	int paused;     /* reading stopped until the output drains */
-	int blocked;    /* streams over their window: reading stopped until they drain */
-	int closing;    /* free once the output is flushed */
-	int eof;        /* the client shut its sending side: answer, flush, close */
-	size_t scanned; /* input bytes already searched for a newline */
+	evutil_socket_t fd;
+	struct evbuffer *in;   /* bytes read, not yet framed into lines */
+	struct event *ev_read; /* the socket has bytes (or EOF) to read */
+	int skipping;          /* discarding the rest of an over-long line */
+	int paused;            /* reading stopped until the output drains */
+	int blocked;           /* streams over their window: reading stopped until they drain */
+	int closing;           /* free once the output is flushed */
+	int eof;               /* the client shut its sending side: answer, flush, close */
+	size_t scanned;        /* input bytes already searched for a newline */
 	int n_requests;
 	struct request_list requests;
 	struct event *ev_resume; /* deferred: handle lines buffered while not reading */
@@ -76,7 +77,7 @@ static void conn_resume(struct conn *c)
 	if (c->paused || c->blocked || c->closing)
 		return;
 	if (!c->eof)
-		bufferevent_enable(c->bev, EV_READ);
+		event_add(c->ev_read, NULL);
 	event_active(c->ev_resume, EV_TIMEOUT, 1);
 }
 
@@ -84,7 +85,7 @@ void conn_block(struct conn *c, int delta)
 {
 	c->blocked += delta;
 	if (c->blocked && delta > 0)
-		bufferevent_disable(c->bev, EV_READ);
+		event_del(c->ev_read);
 	else if (!c->blocked)
 		conn_resume(c);
 }
@@ -101,7 +102,7 @@ void conn_reply_sent(struct conn *c)
 		event_active(c->ev_flush, EV_WRITE, 1);
 	if (!c->paused && evbuffer_get_length(conn_output(c)) > OUT_HIGH) {
 		c->paused = 1;
-		bufferevent_disable(c->bev, EV_READ);
+		event_del(c->ev_read);
 	}
 }
 
@@ -117,7 +118,9 @@ static void conn_free(struct conn *c)
 	event_free(c->ev_write);
 	event_free(c->ev_flush);
 	evbuffer_free(c->out);
-	bufferevent_free(c->bev);
+	event_free(c->ev_read);
+	evbuffer_free(c->in);
+	close(c->fd);
 	free(c);
 	listener_conn_closed();
 	supervisor_check_idle();
@@ -284,7 +287,7 @@ static void too_long(struct conn *c)
 /* Take every complete line out of the input buffer and handle it. */
 static void conn_read(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 
 	while (!c->paused && !c->blocked && !c->closing) {
 		size_t eol_len = 0, len = evbuffer_get_length(in);
@@ -341,11 +344,6 @@ static void conn_read(struct conn *c)
 	}
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
-{
-	conn_read(arg);
-}
-
 /* Free c once it has nothing left to say and nobody will ask more. Returns 1 if freed. */
 static int conn_maybe_close(struct conn *c)
 {
@@ -390,22 +388,18 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The client shut its side (failed == 0) or the socket failed. */
+static void conn_eof(struct conn *c, int failed)
 {
-	struct conn *c = arg;
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
 
-	struct pollfd p = {.fd = bufferevent_getfd(bev), .events = POLLIN};
-
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
 	/*
 	 * EOF alone is a half-close (echo ... | socat): answer what was asked, then
 	 * close. POLLHUP or an error means the client is gone: drop its requests.
 	 */
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && poll(&p, 1, 0) >= 0 &&
-	    !(p.revents & POLLHUP)) {
+	if (!failed && poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP)) {
 		c->eof = 1;
-		bufferevent_disable(bev, EV_READ);
+		event_del(c->ev_read);
 		conn_read(c);
 		conn_maybe_close(c);
 		return;
@@ -413,6 +407,33 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (c->n_requests)
 		log_debug("client left with %d requests in flight; dropping them", c->n_requests);
 	conn_free(c);
+}
+
+/*
+ * Read what the socket has, straight into the input buffer (a bufferevent
+ * reads 4 KiB a call: 16384 reads for a 64 MiB line).
+ */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
+		log_error("out of memory reading from a client");
+		conn_free(c);
+		return;
+	}
+	n = read(fd, v.iov_base, v.iov_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_eof(c, n < 0);
+		return;
+	}
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(c->in, &v, 1);
+	conn_read(c);
 }
 
 void conn_new(evutil_socket_t fd)
@@ -423,16 +444,19 @@ void conn_new(evutil_socket_t fd)
 		close(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(sv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;
+	c->in = evbuffer_new();
+	c->ev_read = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_readable, c);
 	c->ev_resume = evtimer_new(sv.base, on_resume, c);
 	c->out = evbuffer_new();
 	c->ev_write = event_new(sv.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
 	c->ev_flush = event_new(sv.base, fd, 0, on_write, c);
-	if (!c->bev || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
+	if (!c->in || !c->ev_read || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush) {
+		close(fd);
+		if (c->in)
+			evbuffer_free(c->in);
+		if (c->ev_read)
+			event_free(c->ev_read);
 		if (c->ev_resume)
 			event_free(c->ev_resume);
 		if (c->out)
@@ -447,10 +471,7 @@ void conn_new(evutil_socket_t fd)
 	TAILQ_INIT(&c->requests);
 	TAILQ_INSERT_TAIL(&sv.conns, c, link);
 	sv.n_conns++;
-	/* The bufferevent reads; replies go out through c->out (see conn_reply_sent). */
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	bufferevent_set_max_single_read(c->bev, READ_CHUNK);
-	bufferevent_enable(c->bev, EV_READ);
+	event_add(c->ev_read, NULL);
 }
 
 void conn_close_all_flushed(void)
@@ -460,7 +481,7 @@ void conn_close_all_flushed(void)
 	for (c = TAILQ_FIRST(&sv.conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		c->closing = 1;
-		bufferevent_disable(c->bev, EV_READ);
+		event_del(c->ev_read);
 		if (evbuffer_get_length(conn_output(c)) == 0)
 			conn_free(c);
 	}
