@@ -52,6 +52,12 @@ show "apply(add, (40, 2)) -> 42" \
 printf '\n## which worker ran each item (os.getpid() in each Process)\n'
 echo "supervisor pid: $pid"
 "${poolctl[@]}" map --chunksize 1 getpid 1 2 3 4 5 6 7 8
+printf '\n## Pool.imap over 1,000,000 items, streamed from stdin in constant memory\n'
+printf '$ seq 0 999999 | poolctl map square - | tail -n 3\n'
+seq 0 999999 | "${poolctl[@]}" map square - | tail -n 3
+printf '\n## Pool.imap_unordered: results as they finish, with their index\n'
+printf '$ printf "300\\n1\\n2\\n" | poolctl map --unordered sleep_ms -\n'
+printf '300\n1\n2\n' | "${poolctl[@]}" map --unordered sleep_ms -
 printf '\n## poolctl status\n'
 "${poolctl[@]}" status
 
