@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	    "  -w, --workers N              worker processes (default: online CPUs, max %d)\n"
 	    "      --timeout-ms MS          default per-item timeout (default 0 = none)\n"
 	    "      --max-line BYTES         longest request line (default 64 MiB)\n"
-	    "      --max-items N            most items in one request (default 10000000)\n"
+	    "      --max-items N            most items in one map or feed line (default 10000000)\n"
 	    "      --max-pending-items N    most items in flight in all (default 20000000)\n"
 	    "      --max-connections N      most clients at once (default 1024)\n"
 	    "      --max-inflight N         most requests in flight per client (default 1024)\n"
