@@ -171,29 +171,31 @@ int pool_fd(const pool_client *c)
 	return c ? c->fd : -1;
 }
 
+void poolconn_iov_advance(struct iovec **iov, int *n, size_t done)
+{
+	while (*n > 0 && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+}
+
 /* Write all of iov[0..n) with MSG_NOSIGNAL, across partial writes and EINTR. */
 static int send_all(pool_client *c, struct iovec *iov, int n)
 {
 	while (n > 0) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-		size_t left;
-
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		left = (size_t)w;
-		while (n > 0 && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
+		poolconn_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }

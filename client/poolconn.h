@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 #include "json.h"
@@ -55,6 +56,8 @@ int poolconn_take_line(pool_client *c, struct json_span *line);
  * from a broken connection: the daemon may have said why it closed.
  */
 int poolconn_recv(pool_client *c, int flags, struct pool_error *err);
+/* Skip the first done bytes of iov[0..*n) after a partial write. */
+void poolconn_iov_advance(struct iovec **iov, int *n, size_t done);
 /*
  * Validate a reply line: its object, whether it is ok, and its id in *id.
  * Returns 0 or -POOL_EPROTO.

@@ -248,7 +248,6 @@ static int send_reading(pool_stream *s, struct iovec *iov, int n)
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 		struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLOUT};
 		ssize_t w;
-		size_t left;
 
 		if (c->broken) {
 			poolconn_error(&e, POOL_EIO, "the connection failed");
@@ -279,16 +278,7 @@ static int send_reading(pool_stream *s, struct iovec *iov, int n)
 				return -POOL_EIO;
 			continue;
 		}
-		left = (size_t)w;
-		while (n > 0 && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
+		poolconn_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }
