@@ -283,12 +283,19 @@ def w_b(cfg, main):
     n, warm = cfg.p["b_calls"], cfg.p["b_warmup"]
     d = client(cfg, "apply", main.sock, n, warm)
     py = anchor(cfg, "apply", n, warm, cfg.workers)
-    cfg.detail["b"] = {"poold": d, "anchor": py}
+    fl = client(cfg, "floor", cfg.tmp, n, warm)
+    cfg.detail["b"] = {"poold": d, "anchor": py, "floor": fl}
     r50, r99 = d["p50_us"] / py["p50_us"], d["p99_us"] / py["p99_us"]
+    rfl = fl["floor_p50_us"] / py["p50_us"]
     return [row("b. apply p50 latency (%s calls)" % fmt_n(n), "%.1f µs" % d["p50_us"],
                 "%.1f µs" % py["p50_us"], r50, "%.2fx" % r50, "<= 0.45x", r50 <= 0.45),
             row("b. apply p99 latency", "%.1f µs" % d["p99_us"], "%.1f µs" % py["p99_us"],
-                r99, "%.2fx" % r99, "<= 0.5x", r99 <= 0.5)]
+                r99, "%.2fx" % r99, "<= 0.5x", r99 <= 0.5),
+            row("b. floor of the design, p50: Unix round trip %.1f µs + nanomsg ipc round "
+                "trip %.1f µs, echo processes, no daemon" % (fl["unix_p50_us"],
+                                                             fl["ipc_p50_us"]),
+                "%.1f µs" % fl["floor_p50_us"], "%.1f µs (Pool.apply p50)" % py["p50_us"],
+                rfl, "%.2fx" % rfl, "(reported)", None)]
 
 
 def w_c(cfg, main):

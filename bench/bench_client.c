@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
 #include "poolclient.h"
 
 /*
@@ -30,6 +31,8 @@ static const char usage[] =
     "                               equal the items (sleep_ms, echo), REPS timed\n"
     "  clients SOCK C N             C threads, one connection each, N applies each\n"
     "  check-squares N              stdin must be exactly the lines i*i for i = 0..N-1\n"
+    "  floor DIR N WARMUP           the design's floor: Unix socket and nanomsg ipc\n"
+    "                               round trips (endpoints in DIR), p50, p99\n"
     "  rusage FILE CMD [ARG...]     run CMD (stdin, stdout shared), write its exit status\n"
     "                               and peak RSS to FILE as JSON, exit with its status\n";
 
@@ -650,6 +653,13 @@ static int cmd_rusage(int argc, char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* floor DIR N WARMUP: the design's floor (see floor.h). */
+static int cmd_floor_args(char **argv)
+{
+	return cmd_floor(argv[0], (long)arg_num(argv[1], 1, 100000000, "N"),
+	                 (long)arg_num(argv[2], 0, 100000000, "WARMUP"));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -664,6 +674,7 @@ int main(int argc, char **argv)
 	    {"mapfile", 4, cmd_mapfile},
 	    {"clients", 3, cmd_clients},
 	    {"check-squares", 1, cmd_check_squares},
+	    {"floor", 3, cmd_floor_args},
 	};
 	size_t i;
 
