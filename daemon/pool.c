@@ -44,6 +44,7 @@ struct slot {
 	struct task_list held;
 	uint32_t n_held;
 	uint64_t items_done;
+	uint64_t tasks_done;        /* results received: chunks answered */
 	uint64_t items_this_worker; /* items sent to the current process */
 	uint64_t restarts;
 	uint32_t crashes_in_row;
@@ -238,6 +239,7 @@ static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 	TAILQ_REMOVE(&s->held, t, slink);
 	s->n_held--;
 	s->items_done += m->count;
+	s->tasks_done++;
 	s->crashes_in_row = 0;
 	slot_arm_deadline(s);
 	ledger_task_result(t, m, msg);
@@ -555,9 +557,10 @@ void pool_status(struct buf *b)
 			state = s->n_held ? "busy" : "idle";
 		buf_printf(b,
 		           "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"tasks_held\":%u,"
-		           "\"items_done\":%llu,\"restarts\":%llu}",
+		           "\"tasks_done\":%llu,\"items_done\":%llu,\"restarts\":%llu}",
 		           i ? "," : "", i, (int)s->pid, state, s->n_held,
-		           (unsigned long long)s->items_done, (unsigned long long)s->restarts);
+		           (unsigned long long)s->tasks_done, (unsigned long long)s->items_done,
+		           (unsigned long long)s->restarts);
 	}
 	buf_adds(b, "]");
 }

@@ -18,28 +18,6 @@
  * overhead near 1-2 % (more on a loaded machine) while a slow item still travels alone.
  */
 #define CHUNK_TARGET_NS 5000000.0
-/* Largest chunk sized from other requests' timings of the same function. */
-#define CHUNK_PROBE 64
-
-/* Measured cost of one item per function, shared by requests (seeds new ones). */
-static struct fn_cost {
-	const struct fn_def *fn;
-	double ns_per_item;
-} costs[64];
-
-static struct fn_cost *cost_of(const struct fn_def *fn)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
-		if (costs[i].fn == fn || !costs[i].fn) {
-			costs[i].fn = fn;
-			return &costs[i];
-		}
-	}
-	return NULL;
-}
-
 /* Check the arity of each item of args (star) or of the apply's call. */
 static int check_items(struct request *r, struct json_span args, struct proto_error *err)
 {
@@ -237,48 +215,38 @@ void request_schedule(struct request *r)
 
 /*
  * Items for the next chunk: enough for CHUNK_TARGET_NS of work at the
- * measured cost per item (one item while the cost is unknown), but never more
- * than a 1/(2W) share of the items waiting, so that every worker gets some and
- * the last chunks of a map are small (guided self-scheduling). Until the
- * request's own items are timed, the function's cost from earlier requests
- * sizes at most CHUNK_PROBE items: the same function can cost much more with
- * other arguments.
+ * measured cost per item, but never more than a 1/(2W) share of the items
+ * waiting, so that every worker gets some and the last chunks of a map are
+ * small (guided self-scheduling). Until one of its chunks has been timed, a
+ * request probes with single items: the same function can cost nanoseconds
+ * with one argument and seconds with another, so no earlier request's timing
+ * is trusted.
  */
 static uint32_t chunk_items(const struct request *r)
 {
 	uint64_t avail = r->n_items - r->n_cut, share, want;
 	uint64_t w2 = (uint64_t)sv.opt.workers * 2;
 	double ns = r->ns_per_item;
-	uint64_t cap = PROTO_MAX_CHUNKSIZE;
 
 	if (r->pr.chunksize)
 		return r->pr.chunksize;
-	if (ns <= 0) {
-		const struct fn_cost *c = cost_of(r->fn);
-
-		ns = c ? c->ns_per_item : 0;
-		cap = CHUNK_PROBE;
-	}
 	if (ns <= 0)
 		return 1;
 	share = (avail + w2 - 1) / w2;
 	want = ns >= CHUNK_TARGET_NS ? 1 : (uint64_t)(CHUNK_TARGET_NS / ns);
-	if (want > cap)
-		want = cap;
 	if (want > share)
 		want = share;
+	if (want > PROTO_MAX_CHUNKSIZE)
+		want = PROTO_MAX_CHUNKSIZE;
 	return want ? (uint32_t)want : 1;
 }
 
 void request_observe(struct request *r, uint32_t count, uint64_t ns)
 {
 	double sample = (double)ns / count;
-	struct fn_cost *c = cost_of(r->fn);
 
-	/* Moving averages: recent chunks count most, one odd chunk does not rule. */
+	/* A moving average: recent chunks count most, one odd chunk does not rule. */
 	r->ns_per_item = r->ns_per_item > 0 ? 0.7 * r->ns_per_item + 0.3 * sample : sample;
-	if (c)
-		c->ns_per_item = c->ns_per_item > 0 ? 0.9 * c->ns_per_item + 0.1 * sample : sample;
 }
 
 struct task *request_next_task(struct request *r)
