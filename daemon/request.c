@@ -14,10 +14,11 @@
 #define CHUNK_MAX_BYTES (1024 * 1024)
 /*
  * Automatic chunks aim at this much work: a task costs about one ipc round
- * trip (~50 us) in the supervisor and the worker, so 5 ms of work keeps that
- * overhead near 1-2 % (more on a loaded machine) while a slow item still travels alone.
+ * trip (50-100 us) in the supervisor and the worker, so 5 ms of work keeps
+ * that overhead near 1-2 % while a slow item still travels alone.
  */
 #define CHUNK_TARGET_NS 5000000.0
+
 /* Check the arity of each item of args (star) or of the apply's call. */
 static int check_items(struct request *r, struct json_span args, struct proto_error *err)
 {
