@@ -286,6 +286,16 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def ppid_of(pid):
+    """The parent pid of pid, None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
 class Daemon:
     """A poold on a private socket in its own temp dir.
 

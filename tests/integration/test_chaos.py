@@ -14,15 +14,6 @@ KILL_EVERY = 0.020
 MIN_KILLS = 50
 
 
-def ppid_of(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rfind(")") + 2:].split()[1])
-
-
 def test_kill_workers_during_map():
     """Maps of 200,000 items are repeated until 50 kills landed while a map ran."""
     rng = random.Random(4242)
@@ -41,7 +32,7 @@ def test_kill_workers_during_map():
                     pids = [s["pid"] for s in st["slots"] if s["pid"] > 0]
                     if pids and active.is_set():
                         pid = rng.choice(pids)
-                        if ppid_of(pid) == d.pid:  # never a recycled pid
+                        if harness.ppid_of(pid) == d.pid:  # never a recycled pid
                             try:
                                 os.kill(pid, signal.SIGKILL)
                                 kills.append(pid)

@@ -370,15 +370,6 @@ def status_slots(d):
     return d.status()["slots"]
 
 
-def ppid_of(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rfind(")") + 2:].split()[1])
-
-
 def proc_status_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
@@ -1036,7 +1027,7 @@ def test_worker_killed():
             if lo in (60, 160):
                 c.wait_answered(s, lo - 20)
                 pids = [p["pid"] for p in status_slots(d) if p["pid"] > 0]
-                pids = [p for p in pids if ppid_of(p) == d.pid]
+                pids = [p for p in pids if harness.ppid_of(p) == d.pid]
                 check(pids, "no worker to kill: %s" % status_slots(d))
                 os.kill(pids[0], signal.SIGKILL)
                 kills.append(pids[0])
