@@ -25,6 +25,8 @@ static const char usage[] =
     "usage: bench_client COMMAND ...\n"
     "  map SOCK N REPS              map square over 0..N-1 (text), REPS timed after a warm-up\n"
     "  apply SOCK N WARMUP          N timed one-item applies of square: p50, p99\n"
+    "  apply-spin SOCK N WARMUP US  the same with pool_set_spin(US): the client polls\n"
+    "                               up to US microseconds before sleeping\n"
     "  calibrate SOCK MS            spin rounds for one apply of about MS milliseconds\n"
     "  spin SOCK ROUNDS ITEMS REPS  map spin(ROUNDS) over ITEMS items, REPS timed\n"
     "  mapfile SOCK FN FILE REPS    map FN over the JSON array in FILE; the results must\n"
@@ -304,13 +306,17 @@ static double apply_once(pool_client *c, int64_t x)
 	return t;
 }
 
-static int cmd_apply(char **argv)
+/* N timed applies after WARMUP, the client spinning up to spin_us for each reply. */
+static int apply_run(char **argv, long spin_us)
 {
 	pool_client *c = xconnect(argv[0]);
 	long n = (long)arg_num(argv[1], 1, 100000000, "N");
 	long warm = (long)arg_num(argv[2], 0, 100000000, "WARMUP"), i;
 	double *lat = xmalloc((size_t)n * sizeof *lat), sum = 0, t0, wall;
+	struct pool_error e;
 
+	if (pool_set_spin(c, spin_us, &e) < 0)
+		die("pool_set_spin: %s", e.message);
 	for (i = 0; i < warm; i++)
 		apply_once(c, i);
 	t0 = now_s();
@@ -327,6 +333,16 @@ static int cmd_apply(char **argv)
 	pool_close(c);
 	free(lat);
 	return 0;
+}
+
+static int cmd_apply(char **argv)
+{
+	return apply_run(argv, 0);
+}
+
+static int cmd_apply_spin(char **argv)
+{
+	return apply_run(argv, (long)arg_num(argv[3], 0, 1000000, "SPIN_US"));
 }
 
 /* One apply of spin(rounds); its wall time in seconds, the hash in *h. */
@@ -669,6 +685,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 	    {"map", 3, cmd_map},
 	    {"apply", 3, cmd_apply},
+	    {"apply-spin", 4, cmd_apply_spin},
 	    {"calibrate", 2, cmd_calibrate},
 	    {"spin", 4, cmd_spin},
 	    {"mapfile", 4, cmd_mapfile},

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -269,11 +270,34 @@ int poolconn_recv(pool_client *c, int flags, struct pool_error *err)
 	return (int)(r > INT32_MAX ? INT32_MAX : r);
 }
 
-/* Read the next reply line (newline replaced by NUL) into *line, blocking. */
+/* Microseconds on the monotonic clock. */
+static int64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+int pool_set_spin(pool_client *c, long spin_us, struct pool_error *err)
+{
+	if (!c || spin_us < 0 || spin_us > 1000000)
+		return poolconn_error(err, POOL_EINVAL, "spin_us must be 0 to 1000000");
+	c->spin_us = spin_us;
+	return 0;
+}
+
+/*
+ * Read the next reply line (newline replaced by NUL) into *line, blocking,
+ * after polling without sleep for up to c->spin_us.
+ */
 static int read_line(pool_client *c, struct json_span *line, struct pool_error *err)
 {
+	int64_t spin_until = c->spin_us ? now_us() + c->spin_us : 0;
+
 	while (!poolconn_take_line(c, line)) {
-		int r = poolconn_recv(c, 0, err);
+		int spin = spin_until && now_us() < spin_until;
+		int r = poolconn_recv(c, spin ? MSG_DONTWAIT : 0, err);
 
 		if (r < 0)
 			return r;

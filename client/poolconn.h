@@ -18,6 +18,7 @@ struct pool_client {
 	struct buf req;            /* head of the request being built */
 	struct buf tmp;            /* scratch: string decoding, argument copies */
 	int broken;                /* the connection failed; every later call fails at once */
+	long spin_us;              /* pool_set_spin(): poll this long before sleeping */
 	pool_stream *stream;       /* the stream that owns the connection until it ends */
 	struct pool_error lasterr; /* used when the caller passes err == NULL */
 };

@@ -174,6 +174,36 @@ static void test_text(pool_client *c)
 	free(big);
 }
 
+/* Latency mode: calls give the same answers, slow replies still arrive, bad values refused. */
+static void test_spin(pool_client *c)
+{
+	struct pool_error e = {0};
+	char *out = NULL;
+	int r, i, ok = 1;
+
+	CHECK(pool_set_spin(c, -1, &e) == -POOL_EINVAL, "pool_set_spin(-1) refused");
+	CHECK(pool_set_spin(c, 1000001, &e) == -POOL_EINVAL, "pool_set_spin(1000001) refused");
+	CHECK(pool_set_spin(NULL, 10, &e) == -POOL_EINVAL, "pool_set_spin(NULL) refused");
+	CHECK(pool_set_spin(c, 1000, &e) == 0, "pool_set_spin(1000): %s", e.message);
+	for (i = 0; i < 200 && ok; i++) {
+		char args[32], want[32];
+
+		snprintf(args, sizeof(args), "[%d]", i);
+		snprintf(want, sizeof(want), "%d", i * i);
+		r = pool_apply_text(c, "square", args, strlen(args), NULL, &out, NULL, &e);
+		ok = CHECK(r == 0 && out && strcmp(out, want) == 0, "spinning apply %d: %d %s", i,
+		           r, out ? out : e.message);
+		free(out);
+		out = NULL;
+	}
+	/* A reply slower than the spin (50 ms > 1 ms) is waited for, asleep. */
+	r = pool_apply_text(c, "sleep_ms", "[50]", 4, NULL, &out, NULL, &e);
+	CHECK(r == 0 && out && strcmp(out, "50") == 0, "spinning apply past the spin: %d %s", r,
+	      out ? out : e.message);
+	free(out);
+	CHECK(pool_set_spin(c, 0, &e) == 0, "pool_set_spin(0)");
+}
+
 /* Rejections are POOL_EREQUEST, job failures POOL_EJOB with the item index. */
 static void test_errors(pool_client *c)
 {
@@ -735,6 +765,7 @@ int main(int argc, char **argv)
 	test_ping(c);
 	test_calls(c);
 	test_text(c);
+	test_spin(c);
 	test_errors(c);
 	test_info(c, argc > 2 ? atoi(argv[2]) : 0);
 	test_raw(c);
