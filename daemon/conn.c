@@ -106,6 +106,23 @@ void conn_reply_sent(struct conn *c)
 	}
 }
 
+/* Close c's socket and free its buffers and events (any of them may be missing). */
+static void conn_release(struct conn *c)
+{
+	struct event *evs[] = {c->ev_read, c->ev_resume, c->ev_write, c->ev_flush};
+	size_t i;
+
+	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (c->in)
+		evbuffer_free(c->in);
+	if (c->out)
+		evbuffer_free(c->out);
+	close(c->fd);
+	free(c);
+}
+
 static void conn_free(struct conn *c)
 {
 	struct request *r;
@@ -114,14 +131,7 @@ static void conn_free(struct conn *c)
 		request_free(r);
 	TAILQ_REMOVE(&sv.conns, c, link);
 	sv.n_conns--;
-	event_free(c->ev_resume);
-	event_free(c->ev_write);
-	event_free(c->ev_flush);
-	evbuffer_free(c->out);
-	event_free(c->ev_read);
-	evbuffer_free(c->in);
-	close(c->fd);
-	free(c);
+	conn_release(c);
 	listener_conn_closed();
 	supervisor_check_idle();
 }
@@ -225,7 +235,6 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	                           .default_timeout_ms = sv.opt.timeout_ms};
 	struct proto_request pr;
 	struct proto_error err;
-
 	struct request *r;
 
 	if (proto_parse_request(line, len, &lim, &pr, &err) < 0)
@@ -452,20 +461,7 @@ void conn_new(evutil_socket_t fd)
 	c->ev_write = event_new(sv.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
 	c->ev_flush = event_new(sv.base, fd, 0, on_write, c);
 	if (!c->in || !c->ev_read || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush) {
-		close(fd);
-		if (c->in)
-			evbuffer_free(c->in);
-		if (c->ev_read)
-			event_free(c->ev_read);
-		if (c->ev_resume)
-			event_free(c->ev_resume);
-		if (c->out)
-			evbuffer_free(c->out);
-		if (c->ev_write)
-			event_free(c->ev_write);
-		if (c->ev_flush)
-			event_free(c->ev_flush);
-		free(c);
+		conn_release(c);
 		return;
 	}
 	TAILQ_INIT(&c->requests);

@@ -300,18 +300,18 @@ struct task *request_split_task(struct request *r, struct task *t, uint32_t k)
 	struct task *rest = ledger_task_new(r, t->first + k, t->count - k);
 	struct json_iter it = {t->items.p, t->items.p + t->items.len};
 	struct json_span e;
+	const char *end;
 	uint32_t i;
 
 	if (!rest)
 		return NULL;
-	for (i = 0; i <= k; i++)
+	for (i = 0; i < k; i++)
 		json_array_next(&it, &e);
+	end = e.p + e.len; /* t keeps items up to the end of its k-th */
+	json_array_next(&it, &e);
 	rest->items.p = e.p;
 	rest->items.len = (size_t)(t->items.p + t->items.len - e.p);
-	t->items.len = (size_t)(e.p - t->items.p);
-	while (t->items.len && (t->items.p[t->items.len - 1] == ',' ||
-	                        (unsigned char)t->items.p[t->items.len - 1] <= ' '))
-		t->items.len--;
+	t->items.len = (size_t)(end - t->items.p);
 	t->count = k;
 	rest->attempts = t->attempts;
 	rest->batch = t->batch;
