@@ -19,7 +19,9 @@ struct options {
 	int max_inflight;
 	uint64_t max_tasks_per_worker;
 	int stop_timeout_s;
+	size_t max_memory; /* bytes the supervisor may buffer in all (issue 9) */
 	int verbose;
+	const char *config_path; /* --config; NULL = the default path, which may be absent */
 };
 
 struct conn;
