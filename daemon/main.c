@@ -70,11 +70,12 @@ static const char *default_socket(void)
 	return "/run/poold/poold.sock";
 }
 
+/* poold --worker SLOT GEN RUNDIR MAX_MSG CONF_COPY|- CONF_NAME|- [-v]: set by pool.c */
 static int worker_mode(int argc, char **argv)
 {
 	struct worker_args a = {0};
 
-	if (argc < 6) {
+	if (argc < 8) {
 		fprintf(stderr, "poold: --worker is internal to poold\n");
 		return 2;
 	}
@@ -82,7 +83,9 @@ static int worker_mode(int argc, char **argv)
 	a.gen = (uint32_t)parse_num("--worker", argv[3], 0, UINT32_MAX);
 	a.rundir = argv[4];
 	a.max_msg = (size_t)parse_num("--worker", argv[5], 65536, INT32_MAX);
-	a.verbose = argc > 6 && strcmp(argv[6], "-v") == 0;
+	a.conf = strcmp(argv[6], "-") ? argv[6] : NULL;
+	a.conf_name = strcmp(argv[7], "-") ? argv[7] : a.conf;
+	a.verbose = argc > 8 && strcmp(argv[8], "-v") == 0;
 	return worker_main(&a);
 }
 

@@ -163,7 +163,7 @@ static void on_sndfd(evutil_socket_t fd, short ev, void *arg)
 static void slot_start(struct slot *s)
 {
 	char addr[128], a_slot[16], a_gen[16], a_msg[24];
-	char *argv[] = {sv.exe, "--worker", a_slot, a_gen, sv.rundir, a_msg, NULL, NULL};
+	char *argv[] = {sv.exe, "--worker", a_slot, a_gen, sv.rundir, a_msg, "-", "-", NULL, NULL};
 	struct timeval tv = {HANDSHAKE_TIMEOUT_MS / 1000, 0};
 	evutil_socket_t fd;
 	size_t fdlen = sizeof(fd);
@@ -183,7 +183,7 @@ static void slot_start(struct slot *s)
 	snprintf(a_gen, sizeof(a_gen), "%u", s->gen);
 	snprintf(a_msg, sizeof(a_msg), "%zu", max_msg);
 	if (sv.opt.verbose)
-		argv[6] = "-v";
+		argv[8] = "-v";
 	pid = spawn_process(argv);
 	if (pid < 0) {
 		log_error("cannot start worker %u: %s", s->index, strerror(-pid));
