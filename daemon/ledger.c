@@ -13,15 +13,21 @@
 
 static void task_set_state(struct task *t, enum task_state st)
 {
-	if (t->state == TASK_QUEUED)
+	if (t->state == TASK_QUEUED) {
 		sv.tasks_queued--;
-	else if (t->state == TASK_SENT)
+	} else if (t->state == TASK_SENT) {
 		sv.tasks_running--;
+		if (t->req && t->req->n_sent-- && t->req->crashes)
+			request_schedule(t->req); /* a throttled request may send its next */
+	}
 	t->state = st;
-	if (st == TASK_QUEUED)
+	if (st == TASK_QUEUED) {
 		sv.tasks_queued++;
-	else if (st == TASK_SENT)
+	} else if (st == TASK_SENT) {
 		sv.tasks_running++;
+		if (t->req)
+			t->req->n_sent++;
+	}
 	if (st != TASK_SENT)
 		t->slot = -1;
 }
@@ -34,6 +40,9 @@ struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count
 		return NULL;
 	t->id = ++sv.next_task_id;
 	t->req = req;
+	t->fn = req->fn;
+	t->flags = req->wire_flags;
+	t->timeout_ms = req->pr.timeout_ms;
 	t->first = first;
 	t->count = count;
 	t->slot = -1;
@@ -73,7 +82,7 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 			ledger_task_free(t);
 			return;
 		}
-		ledger_task_lost(t, 1, PROTO_INTERNAL, "a worker answered no item");
+		ledger_task_lost(t, LOST_CHARGE, PROTO_INTERNAL, "a worker answered no item");
 		return;
 	}
 	if (m->count < t->count &&
@@ -141,7 +150,8 @@ static void task_fail(struct task *t, enum proto_code code, const char *why)
  * random deaths (a killed worker) leave big chunks big. Single items are
  * charged for every failure.
  */
-void ledger_task_lost(struct task *t, int charge, enum proto_code code, const char *why)
+void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code code,
+                      const char *why)
 {
 	struct request *r = t->req;
 
@@ -150,6 +160,8 @@ void ledger_task_lost(struct task *t, int charge, enum proto_code code, const ch
 		ledger_task_free(t);
 		return;
 	}
+	if (charge == LOST_CRASH)
+		r->crashes++;
 	if (charge && t->count > 1) {
 		struct task *c = request_split_task(r, t, t->count / 2);
 
@@ -172,20 +184,67 @@ void ledger_task_lost(struct task *t, int charge, enum proto_code code, const ch
 	request_schedule(r);
 }
 
+/*
+ * How long the worker may run t before it counts as hung: timeout_ms for the
+ * item it runs now plus twice the measured cost of the others (a
+ * misprediction only halves the chunk, uncharged), at most timeout_ms per item.
+ */
+static uint64_t task_budget_ms(const struct request *r, const struct task *t)
+{
+	uint64_t full = (uint64_t)t->timeout_ms * t->count, rest;
+
+	if (!t->timeout_ms || t->count <= 1 || r->ns_per_item <= 0)
+		return full;
+	rest = (uint64_t)(2.0 * r->ns_per_item * (t->count - 1) / 1e6) + 1;
+	return t->timeout_ms + rest < full ? t->timeout_ms + rest : full;
+}
+
+/* No worker can start: fail what waits, with the reason, rather than hang. */
+static int fail_if_unavailable(void)
+{
+	char why[200];
+	struct request *r;
+
+	if (!TAILQ_FIRST(&sv.pending) || !pool_unavailable(why, sizeof(why)))
+		return 0;
+	log_error("%s: failing %s", why, "the requests waiting for a worker");
+	while ((r = TAILQ_FIRST(&sv.pending)))
+		request_abort(r, PROTO_WORKER_DIED, why);
+	return 1;
+}
+
+/*
+ * Hand queued tasks to slots with free credit, fairly across requests: each
+ * pass takes the request at the head of the ring, sends one task, and puts it
+ * back at the tail. A request no free worker can run now (its function is
+ * only in a newer or older configuration) goes to the tail and waits.
+ */
 void ledger_dispatch(void)
 {
-	struct request *r;
+	struct request *r, *first_stuck = NULL;
 	struct task *t;
 	int s;
 
-	while ((r = TAILQ_FIRST(&sv.pending)) && (s = pool_pick()) >= 0) {
+	if (fail_if_unavailable())
+		return;
+	while ((r = TAILQ_FIRST(&sv.pending)) && r != first_stuck) {
 		TAILQ_REMOVE(&sv.pending, r, plink);
 		r->in_pending = 0;
+		s = pool_pick(r->fn);
+		if (s < 0) {
+			request_schedule(r);
+			if (pool_pick(NULL) < 0)
+				break;
+			if (!first_stuck)
+				first_stuck = r;
+			continue;
+		}
 		t = request_next_task(r);
 		if (!t) {
 			request_abort(r, PROTO_INTERNAL, "out of memory");
 			continue;
 		}
+		t->budget_ms = task_budget_ms(r, t);
 		if (pool_send(s, t) < 0) {
 			TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
 			request_schedule(r);

@@ -16,6 +16,7 @@ enum task_state {
 
 struct request;
 struct batch;
+struct fn_entry;
 
 struct task {
 	uint64_t id;
@@ -28,8 +29,19 @@ struct task {
 	int slot;
 	uint32_t attempts; /* failed attempts so far */
 	uint64_t sent_ms;
-	uint32_t timeout_ms; /* per item, copied when sent (orphans keep it) */
-	void *msg;           /* nanomsg result message (nn_freemsg) or malloc'd text */
+	/* What the worker needs, set when the task is made (orphans keep it). */
+	const struct fn_entry *fn;
+	uint16_t flags;      /* wire_flags */
+	uint32_t timeout_ms; /* per item, 0 = none */
+	uint64_t orphan_ms;  /* when its request went away while a worker held it */
+	/*
+	 * How long its worker may take before it counts as hung: timeout_ms for
+	 * its running item plus the measured cost of the others, so that a hung
+	 * worker is found about timeout_ms after its item started, not
+	 * timeout_ms times the chunk's size later.
+	 */
+	uint64_t budget_ms;
+	void *msg; /* nanomsg result message (nn_freemsg) or malloc'd text */
 	int msg_is_nn;
 	const char *result; /* answered items' values joined by ',' (inside msg) */
 	size_t result_len;
@@ -48,10 +60,19 @@ struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count
 void ledger_task_free(struct task *t);
 /* A worker answered t with message m (msg is the nanomsg buffer, taken). */
 void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg);
+/* How a lost task is charged. */
+enum lost_charge {
+	LOST_FREE,   /* not its fault (a worker retired or was stopped with it queued) */
+	LOST_CHARGE, /* it was running when its worker was killed from outside */
+	LOST_CRASH,  /* it was running when its worker crashed or overran its timeout */
+};
+
 /*
- * The slot holding t lost it. charge: the attempt counts against the task's
- * retries (it was running when the worker died); code/why describe the failure.
+ * The slot holding t lost it. charge: whether the attempt counts against the
+ * task's retries; a crash also throttles its request (one task at a time), so
+ * that one client's poison items cannot keep every worker restarting.
  */
-void ledger_task_lost(struct task *t, int charge, enum proto_code code, const char *why);
+void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code code,
+                      const char *why);
 /* Hand queued tasks to slots with free credit, fairly across requests. */
 void ledger_dispatch(void);

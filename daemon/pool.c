@@ -9,19 +9,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "confgen.h"
 #include "log.h"
 #include "request.h"
 #include "spawn.h"
 #include "supervisor.h"
+#include "worker.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define KILL_GRACE_MS 2000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define RECV_BATCH 256
+/* A worker still running a task whose request went away is stopped after this. */
+#define ORPHAN_GRACE_MS 1000
+/* Starts that failed in a row, on every slot, before queued work is failed. */
+#define START_FAILURES_UNAVAILABLE 3
 
 enum slot_state { SLOT_STOPPED, SLOT_STARTING, SLOT_READY, SLOT_BACKOFF };
 
@@ -47,9 +54,12 @@ struct slot {
 	uint64_t tasks_done;        /* results received: chunks answered */
 	uint64_t items_this_worker; /* items sent to the current process */
 	uint64_t restarts;
-	uint32_t crashes_in_row;
-	struct event *ev_timer; /* handshake deadline or the head task's deadline */
-	struct event *ev_kill;  /* SIGKILL after the grace period */
+	uint32_t crashes_in_row; /* deaths with no task to blame: start-up or idle */
+	uint32_t start_failures; /* exits before the handshake, in a row */
+	int rolling;             /* being replaced for a new configuration */
+	struct confgen *cg;      /* the configuration its worker runs (a reference) */
+	struct event *ev_timer;  /* handshake deadline or the head task's deadline */
+	struct event *ev_kill;   /* SIGKILL after the grace period */
 	struct event *ev_respawn;
 };
 
@@ -60,6 +70,8 @@ static struct event *ev_results;
 static size_t max_msg;
 static int stopping;
 static struct buf head;
+static int results_eid = -1;
+static char last_start_failure[192];
 
 static void slot_start(struct slot *s);
 
@@ -112,20 +124,40 @@ static void slot_terminate(struct slot *s)
 	evtimer_add(s->ev_kill, &tv);
 }
 
+/*
+ * When the task the worker runs now must be over, 0 for never: its timeout
+ * budget (see ledger.h), or a short grace once its request went away.
+ */
+static uint64_t task_deadline(const struct task *t)
+{
+	uint64_t at = t->timeout_ms ? t->sent_ms + t->budget_ms : 0;
+
+	if (t->orphan_ms && (!at || t->orphan_ms + ORPHAN_GRACE_MS < at))
+		at = t->orphan_ms + ORPHAN_GRACE_MS;
+	return at;
+}
+
 /* (Re)arm the deadline of the task the worker is running now. */
 static void slot_arm_deadline(struct slot *s)
 {
 	struct task *t = TAILQ_FIRST(&s->held);
-	uint64_t ms;
+	uint64_t at, now = now_ms(), ms;
 	struct timeval tv;
 
 	evtimer_del(s->ev_timer);
-	if (!t || !t->timeout_ms || s->kill_code)
+	if (!t || s->kill_code || s->retiring || !(at = task_deadline(t)))
 		return;
-	ms = (uint64_t)t->timeout_ms * t->count;
+	ms = at > now ? at - now : 0;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(s->ev_timer, &tv);
+}
+
+void pool_task_orphaned(struct task *t)
+{
+	t->orphan_ms = now_ms();
+	if (t->slot >= 0 && t->slot < n_slots && TAILQ_FIRST(&slots[t->slot].held) == t)
+		slot_arm_deadline(&slots[t->slot]);
 }
 
 static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
@@ -140,6 +172,15 @@ static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (TAILQ_EMPTY(&s->held))
 		return;
+	if (!TAILQ_FIRST(&s->held)->req) {
+		/* Pool.terminate: abandoned work must not hold a worker forever. */
+		log_info("worker %u (pid %d) still runs a task whose request went away; "
+		         "stopping it",
+		         s->index, (int)s->pid);
+		s->retiring = 1;
+		slot_terminate(s);
+		return;
+	}
 	log_warn("worker %u (pid %d) ran task %llu for %llu ms, past its timeout; stopping it",
 	         s->index, (int)s->pid, (unsigned long long)TAILQ_FIRST(&s->held)->id,
 	         (unsigned long long)(now_ms() - TAILQ_FIRST(&s->held)->sent_ms));
@@ -160,37 +201,109 @@ static void on_sndfd(evutil_socket_t fd, short ev, void *arg)
 	ledger_dispatch();
 }
 
-static void slot_start(struct slot *s)
+/*
+ * The runtime directory can vanish under a running daemon (a tmp cleaner, an
+ * administrator): make it again, with the result endpoint and the
+ * configuration copy the next worker needs. Returns 0 or -errno.
+ */
+static int ensure_rundir(void)
 {
-	char addr[128], a_slot[16], a_gen[16], a_msg[24];
-	char *argv[] = {sv.exe, "--worker", a_slot, a_gen, sv.rundir, a_msg, "-", "-", NULL, NULL};
-	struct timeval tv = {HANDSHAKE_TIMEOUT_MS / 1000, 0};
+	char path[128], addr[160];
+	struct stat st;
+	int eid;
+
+	snprintf(path, sizeof(path), "%s/r.ipc", sv.rundir);
+	if (stat(path, &st) == 0)
+		return 0;
+	log_warn("%s is gone; making it again", path);
+	if (mkdir(sv.rundir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (results_eid >= 0)
+		nn_shutdown(results_sock, results_eid);
+	snprintf(addr, sizeof(addr), "ipc://%s", path);
+	eid = nn_bind(results_sock, addr);
+	if (eid < 0)
+		return -nn_errno();
+	results_eid = eid;
+	return confgen_restore();
+}
+
+/* Open the slot's PUSH socket for a new worker generation. Returns 0 or -errno. */
+static int slot_open_sock(struct slot *s)
+{
+	char addr[160];
 	evutil_socket_t fd;
 	size_t fdlen = sizeof(fd);
+	int r;
+
+	s->sock = nn_socket(AF_SP, NN_PUSH);
+	if (s->sock < 0)
+		return -nn_errno();
+	slot_addr(s, addr, sizeof(addr), 1);
+	if (nn_bind(s->sock, addr) < 0 ||
+	    nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_SNDFD, &fd, &fdlen) < 0) {
+		r = -nn_errno();
+		nn_close(s->sock);
+		s->sock = -1;
+		return r;
+	}
+	s->ev_snd = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_sndfd, s);
+	return s->ev_snd ? 0 : -ENOMEM;
+}
+
+/* Try again later; a start that failed is not the work's fault. */
+static void slot_backoff(struct slot *s, uint64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	s->state = SLOT_BACKOFF;
+	s->rolling = 0;
+	evtimer_add(s->ev_respawn, &tv);
+}
+
+static void slot_start(struct slot *s)
+{
+	char a_slot[16], a_gen[16], a_msg[24];
+	struct confgen *cg = confgen_current();
+	char *argv[] = {sv.exe,
+	                "--worker",
+	                a_slot,
+	                a_gen,
+	                sv.rundir,
+	                a_msg,
+	                cg->copy[0] ? cg->copy : "-",
+	                cg->name ? (char *)cg->name : "-",
+	                NULL,
+	                NULL};
+	struct timeval tv = {HANDSHAKE_TIMEOUT_MS / 1000, 0};
 	pid_t pid;
+	int r;
 
 	if (stopping)
 		return;
 	s->gen++;
-	s->sock = nn_socket(AF_SP, NN_PUSH);
-	slot_addr(s, addr, sizeof(addr), 1);
-	if (s->sock < 0 || nn_bind(s->sock, addr) < 0)
-		fatal("nanomsg socket %s: %s", addr, nn_strerror(nn_errno()));
-	if (nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_SNDFD, &fd, &fdlen) < 0)
-		fatal("NN_SNDFD: %s", nn_strerror(nn_errno()));
-	s->ev_snd = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_sndfd, s);
+	if ((r = ensure_rundir()) < 0 || (r = slot_open_sock(s)) < 0) {
+		log_error("cannot prepare worker %u: %s", s->index, strerror(-r));
+		snprintf(last_start_failure, sizeof(last_start_failure),
+		         "worker %u cannot be prepared: %s", s->index, strerror(-r));
+		s->start_failures++;
+		slot_close_sock(s);
+		slot_backoff(s, BACKOFF_MAX_MS);
+		return;
+	}
 	snprintf(a_slot, sizeof(a_slot), "%u", s->index);
 	snprintf(a_gen, sizeof(a_gen), "%u", s->gen);
 	snprintf(a_msg, sizeof(a_msg), "%zu", max_msg);
 	if (sv.opt.verbose)
 		argv[8] = "-v";
-	pid = spawn_process(argv);
+	pid = spawn_self(argv, NULL);
 	if (pid < 0) {
 		log_error("cannot start worker %u: %s", s->index, strerror(-pid));
+		snprintf(last_start_failure, sizeof(last_start_failure),
+		         "worker %u cannot be started: %s", s->index, strerror(-pid));
+		s->start_failures++;
 		slot_close_sock(s);
-		s->state = SLOT_BACKOFF;
-		tv.tv_sec = BACKOFF_MAX_MS / 1000;
-		evtimer_add(s->ev_respawn, &tv);
+		slot_backoff(s, BACKOFF_MAX_MS);
 		return;
 	}
 	s->pid = pid;
@@ -198,8 +311,9 @@ static void slot_start(struct slot *s)
 	s->retiring = 0;
 	s->kill_code = PROTO_OK;
 	s->items_this_worker = 0;
+	s->cg = confgen_ref(cg);
 	evtimer_add(s->ev_timer, &tv);
-	log_debug("worker %u started, pid %d", s->index, (int)pid);
+	log_debug("worker %u started, pid %d (configuration %u)", s->index, (int)pid, cg->gen);
 }
 
 static void send_welcome(struct slot *s)
@@ -244,6 +358,7 @@ static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 	slot_arm_deadline(s);
 	ledger_task_result(t, m, msg);
 	slot_retire_if_due(s);
+	pool_roll();
 }
 
 static void on_results(evutil_socket_t fd, short ev, void *arg)
@@ -279,8 +394,11 @@ static void on_results(evutil_socket_t fd, short ev, void *arg)
 		case WIRE_READY:
 			if (s->state == SLOT_STARTING) {
 				s->state = SLOT_READY;
+				s->start_failures = 0;
+				s->rolling = 0;
 				evtimer_del(s->ev_timer);
 				log_debug("worker %u ready", s->index);
+				pool_roll();
 			}
 			nn_freemsg(msg);
 			break;
@@ -294,7 +412,17 @@ static void on_results(evutil_socket_t fd, short ev, void *arg)
 	ledger_dispatch();
 }
 
-int pool_pick(void)
+/* 1 when the worker of s knows fn: same configuration, or one with a function of that name. */
+static int slot_knows(const struct slot *s, const struct fn_entry *fn)
+{
+	const struct conf *c = &s->cg->c;
+
+	if (!fn || (fn >= c->fns && fn < c->fns + c->n_fns))
+		return 1;
+	return conf_find(c, fn->name, strlen(fn->name)) != NULL;
+}
+
+int pool_pick(const struct fn_entry *fn)
 {
 	int i, best = -1;
 
@@ -302,7 +430,8 @@ int pool_pick(void)
 		struct slot *s = &slots[i];
 
 		if (s->state != SLOT_READY || s->retiring || s->kill_code ||
-		    s->n_held >= POOL_CREDIT || event_pending(s->ev_snd, EV_READ, NULL))
+		    s->n_held >= POOL_CREDIT || event_pending(s->ev_snd, EV_READ, NULL) ||
+		    !slot_knows(s, fn))
 			continue;
 		if (sv.opt.max_tasks_per_worker &&
 		    s->items_this_worker >= sv.opt.max_tasks_per_worker)
@@ -315,10 +444,22 @@ int pool_pick(void)
 	return best;
 }
 
+int pool_unavailable(char *why, size_t n)
+{
+	int i;
+
+	for (i = 0; i < n_slots; i++)
+		if (slots[i].state == SLOT_READY ||
+		    slots[i].start_failures < START_FAILURES_UNAVAILABLE)
+			return 0;
+	snprintf(why, n, "no worker can start (%s)",
+	         last_start_failure[0] ? last_start_failure : "every start failed");
+	return n_slots > 0;
+}
+
 int pool_send(int idx, struct task *t)
 {
 	struct slot *s = &slots[idx];
-	struct request *r = t->req;
 	struct wire_msg m = {.type = WIRE_TASK,
 	                     .slot = s->index,
 	                     .gen = s->gen,
@@ -326,17 +467,12 @@ int pool_send(int idx, struct task *t)
 	                     .first_error = WIRE_NO_ERROR,
 	                     .task_id = t->id,
 	                     .attempt = t->attempts,
-	                     .fn = r->fn->name,
-	                     .fn_len = strlen(r->fn->name)};
+	                     .flags = t->flags,
+	                     .fn = t->fn->name,
+	                     .fn_len = strlen(t->fn->name)};
 	struct nn_iovec iov[4];
 	struct nn_msghdr hdr = {.msg_iov = iov, .msg_iovlen = 4};
 
-	if (r->pr.op == OP_APPLY)
-		m.flags |= WIRE_APPLY;
-	if (r->pr.star)
-		m.flags |= WIRE_STAR;
-	if (r->pr.on_error == ON_ERROR_FAIL)
-		m.flags |= WIRE_FAIL_FAST;
 	wire_encode_head(&head, &m);
 	iov[0].iov_base = head.data;
 	iov[0].iov_len = head.len;
@@ -356,7 +492,6 @@ int pool_send(int idx, struct task *t)
 	}
 	t->slot = idx;
 	t->sent_ms = now_ms();
-	t->timeout_ms = r->pr.timeout_ms;
 	TAILQ_INSERT_TAIL(&s->held, t, slink);
 	s->items_this_worker += t->count;
 	if (++s->n_held == 1)
@@ -369,16 +504,48 @@ static void describe_exit(const struct slot *s, int status, char *why, size_t n)
 	if (WIFSIGNALED(status))
 		snprintf(why, n, "worker %u (pid %d) was killed by signal %d (SIG%s)", s->index,
 		         (int)s->pid, WTERMSIG(status), sigabbrev_np(WTERMSIG(status)));
+	else if (WEXITSTATUS(status) == WORKER_EXIT_PROGRAM)
+		snprintf(why, n, "worker %u (pid %d): its worker program failed (see the log)",
+		         s->index, (int)s->pid);
+	else if (WEXITSTATUS(status) == WORKER_EXIT_CONFIG)
+		snprintf(why, n, "worker %u (pid %d) could not load its functions (see the log)",
+		         s->index, (int)s->pid);
 	else
 		snprintf(why, n, "worker %u (pid %d) exited with status %d", s->index, (int)s->pid,
 		         WEXITSTATUS(status));
+}
+
+/* 1 when the worker died by its own fault, not killed from outside (operator, OOM killer). */
+static int crashed(const struct slot *s, int status)
+{
+	return s->kill_code == PROTO_TIMEOUT || !WIFSIGNALED(status) ||
+	       (WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGTERM);
+}
+
+/* When the slot starts again: at once, or after a backoff for a worker that cannot start. */
+static void slot_restart(struct slot *s)
+{
+	uint32_t n = s->start_failures > s->crashes_in_row ? s->start_failures : s->crashes_in_row;
+	uint64_t ms;
+
+	if (n <= 1) {
+		slot_start(s);
+		return;
+	}
+	ms = (uint64_t)BACKOFF_MIN_MS << (n - 2 > 10 ? 10 : n - 2);
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	slot_backoff(s, ms);
+	log_info("worker %u restarts in %llu ms (failure %u in a row)", s->index,
+	         (unsigned long long)ms, n);
 }
 
 static void slot_exited(struct slot *s, int status)
 {
 	char why[160];
 	struct task *t, *head_task = TAILQ_FIRST(&s->held);
-	int planned = s->retiring || stopping;
+	int planned = s->retiring || stopping, was_starting = s->state == SLOT_STARTING;
+	int crash = !planned && crashed(s, status);
 	enum proto_code code = s->kill_code == PROTO_TIMEOUT ? PROTO_TIMEOUT : PROTO_WORKER_DIED;
 
 	if (code == PROTO_TIMEOUT && head_task)
@@ -393,41 +560,73 @@ static void slot_exited(struct slot *s, int status)
 	evtimer_del(s->ev_timer);
 	evtimer_del(s->ev_kill);
 	slot_close_sock(s);
+	confgen_unref(s->cg);
+	s->cg = NULL;
 	s->pid = 0;
 	s->state = SLOT_STOPPED;
 	while ((t = TAILQ_FIRST(&s->held))) {
 		TAILQ_REMOVE(&s->held, t, slink);
 		s->n_held--;
-		ledger_task_lost(t, t == head_task && !s->retiring, code, why);
+		ledger_task_lost(t,
+		                 t != head_task || s->retiring ? LOST_FREE
+		                 : crash                       ? LOST_CRASH
+		                                               : LOST_CHARGE,
+		                 code, why);
 	}
 	if (stopping)
 		return;
-	if (!planned) {
+	if (!planned)
 		s->restarts++;
-		/*
-		 * Back off from code that crashes (signals like SIGSEGV, exit codes,
-		 * our own timeout kills); a worker killed from outside (SIGKILL or
-		 * SIGTERM: an operator, the OOM killer) is replaced at once.
-		 */
-		if (code == PROTO_TIMEOUT || !WIFSIGNALED(status) ||
-		    (WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGTERM))
-			s->crashes_in_row++;
-	}
-	if (s->crashes_in_row <= 1) {
-		slot_start(s);
+	/*
+	 * A worker that dies while running a task is replaced at once: the blame
+	 * goes to the task (charged, and its request throttled), not to the
+	 * slot, so one client's poison items never leave the others without
+	 * workers. A worker that cannot even start, or dies idle, backs off.
+	 */
+	if (was_starting)
+		s->rolling = 0;
+	if (was_starting && !planned) {
+		s->start_failures++;
+		snprintf(last_start_failure, sizeof(last_start_failure), "%s before its handshake",
+		         why);
+	} else if (crash && !head_task) {
+		s->crashes_in_row++;
 	} else {
-		uint64_t ms = (uint64_t)BACKOFF_MIN_MS
-		              << (s->crashes_in_row - 2 > 10 ? 10 : s->crashes_in_row - 2);
-		struct timeval tv;
+		s->crashes_in_row = 0;
+	}
+	slot_restart(s);
+}
 
-		if (ms > BACKOFF_MAX_MS)
-			ms = BACKOFF_MAX_MS;
-		tv.tv_sec = (time_t)(ms / 1000);
-		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-		s->state = SLOT_BACKOFF;
-		evtimer_add(s->ev_respawn, &tv);
-		log_info("worker %u restarts in %llu ms (crash %u in a row)", s->index,
-		         (unsigned long long)ms, s->crashes_in_row);
+/*
+ * After a reload: replace one worker of an older configuration at a time,
+ * when it is idle. The last worker of a generation that requests still use
+ * stays until they end, so a function a reload removed answers its requests
+ * in flight.
+ */
+void pool_roll(void)
+{
+	struct confgen *cur = confgen_current();
+	int i, j, others;
+
+	if (stopping || !cur)
+		return;
+	for (i = 0; i < n_slots; i++)
+		if (slots[i].rolling)
+			return;
+	for (i = 0; i < n_slots; i++) {
+		struct slot *s = &slots[i];
+
+		if (s->state != SLOT_READY || !s->cg || s->cg == cur || s->n_held || s->retiring)
+			continue;
+		for (others = 0, j = 0; j < n_slots; j++)
+			others += j != i && slots[j].cg == s->cg;
+		if (!others && confgen_in_use(s->cg))
+			continue;
+		log_debug("worker %u: replacing it for configuration %u", s->index, cur->gen);
+		s->rolling = 1;
+		s->retiring = 1;
+		slot_terminate(s);
+		return;
 	}
 }
 
@@ -449,29 +648,28 @@ void pool_reap(void)
 
 int pool_init(void)
 {
-	char addr[128];
+	char addr[160];
 	evutil_socket_t fd;
 	size_t fdlen = sizeof(fd);
 	int i, max;
 
 	max_msg = sv.opt.max_line + 65536;
 	max = (int)max_msg;
-	n_slots = sv.opt.workers;
 	results_sock = nn_socket(AF_SP, NN_PULL);
 	snprintf(addr, sizeof(addr), "ipc://%s/r.ipc", sv.rundir);
 	if (results_sock < 0 ||
 	    nn_setsockopt(results_sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
-	    nn_bind(results_sock, addr) < 0 ||
+	    (results_eid = nn_bind(results_sock, addr)) < 0 ||
 	    nn_getsockopt(results_sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdlen) < 0) {
 		log_error("result socket %s: %s", addr, nn_strerror(nn_errno()));
 		return -EIO;
 	}
 	ev_results = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_results, NULL);
-	event_add(ev_results, NULL);
-	slots = calloc((size_t)n_slots, sizeof(*slots));
-	if (!slots)
+	slots = calloc((size_t)sv.opt.workers, sizeof(*slots));
+	if (!ev_results || !slots)
 		return -ENOMEM;
-	for (i = 0; i < n_slots; i++) {
+	event_add(ev_results, NULL);
+	for (i = 0; i < sv.opt.workers; i++) {
 		struct slot *s = &slots[i];
 
 		s->index = (uint32_t)i;
@@ -480,6 +678,9 @@ int pool_init(void)
 		s->ev_timer = evtimer_new(sv.base, on_slot_timer, s);
 		s->ev_kill = evtimer_new(sv.base, on_kill_timer, s);
 		s->ev_respawn = evtimer_new(sv.base, on_respawn, s);
+		if (!s->ev_timer || !s->ev_kill || !s->ev_respawn)
+			fatal("out of memory");
+		n_slots = i + 1;
 		slot_start(s);
 	}
 	return 0;
@@ -525,9 +726,11 @@ void pool_free(void)
 		}
 		while ((t = TAILQ_FIRST(&s->held))) {
 			TAILQ_REMOVE(&s->held, t, slink);
-			ledger_task_lost(t, 0, PROTO_SHUTTING_DOWN, "the daemon stopped");
+			ledger_task_lost(t, LOST_FREE, PROTO_SHUTTING_DOWN, "the daemon stopped");
 		}
 		slot_close_sock(s);
+		confgen_unref(s->cg);
+		s->cg = NULL;
 		event_free(s->ev_timer);
 		event_free(s->ev_kill);
 		event_free(s->ev_respawn);
@@ -557,10 +760,11 @@ void pool_status(struct buf *b)
 			state = s->n_held ? "busy" : "idle";
 		buf_printf(b,
 		           "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"tasks_held\":%u,"
-		           "\"tasks_done\":%llu,\"items_done\":%llu,\"restarts\":%llu}",
+		           "\"tasks_done\":%llu,\"items_done\":%llu,\"restarts\":%llu,"
+		           "\"config\":%u}",
 		           i ? "," : "", i, (int)s->pid, state, s->n_held,
 		           (unsigned long long)s->tasks_done, (unsigned long long)s->items_done,
-		           (unsigned long long)s->restarts);
+		           (unsigned long long)s->restarts, s->cg ? s->cg->gen : 0);
 	}
 	buf_adds(b, "]");
 }

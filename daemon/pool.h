@@ -1,6 +1,7 @@
 /* pool.h - the worker slots: processes, their nanomsg sockets, credit and restarts */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -25,8 +26,20 @@ int pool_all_exited(void);
 void pool_free(void);
 /* Reap exited children (on SIGCHLD). */
 void pool_reap(void);
-/* A ready slot with free credit (idle ones first), or -1. */
-int pool_pick(void);
+struct fn_entry;
+
+/* A ready slot with free credit that can run fn (NULL: any), idle ones first, or -1. */
+int pool_pick(const struct fn_entry *fn);
+/*
+ * 1 when no worker can start (every slot failed its last starts before its
+ * handshake), with the last reason in why: queued work must then fail rather
+ * than wait without bound.
+ */
+int pool_unavailable(char *why, size_t n);
+/* t's request went away while a worker runs it: stop that worker after a short grace. */
+void pool_task_orphaned(struct task *t);
+/* Replace workers of older configurations, one at a time (after a reload). */
+void pool_roll(void);
 /* Send t to slot s: 0, or -EAGAIN when the slot cannot take it now. */
 int pool_send(int s, struct task *t);
 /* Append the "slots" array of the status reply. */

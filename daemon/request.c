@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "confgen.h"
 #include "conn.h"
 #include "log.h"
+#include "pool.h"
 #include "reply.h"
 #include "supervisor.h"
 
@@ -22,7 +24,7 @@
 /* Check the arity of each item of args (star) or of the apply's call. */
 static int check_items(struct request *r, struct json_span args, struct proto_error *err)
 {
-	const struct fn_def *d = r->fn;
+	const struct fn_entry *d = r->fn;
 	struct json_iter it;
 	struct json_span e;
 	uint64_t i = r->n_items;
@@ -60,6 +62,27 @@ static int check_items(struct request *r, struct json_span args, struct proto_er
 			                       d->max_args, n);
 	}
 	return 0;
+}
+
+/*
+ * The function's own timeout_ms and retries are its defaults and its ceiling:
+ * a request may ask for less, never for more. Flags for its tasks too.
+ */
+static void apply_function_limits(struct request *r)
+{
+	const struct fn_entry *f = r->fn;
+
+	if (f->timeout_ms &&
+	    (!r->pr.has_timeout || !r->pr.timeout_ms || r->pr.timeout_ms > f->timeout_ms))
+		r->pr.timeout_ms = f->timeout_ms;
+	if (f->has_retries && (!r->pr.has_retries || r->pr.retries > f->retries))
+		r->pr.retries = f->retries;
+	if (r->pr.op == OP_APPLY)
+		r->wire_flags |= WIRE_APPLY;
+	if (r->pr.star)
+		r->wire_flags |= WIRE_STAR;
+	if (r->pr.on_error == ON_ERROR_FAIL)
+		r->wire_flags |= WIRE_FAIL_FAST;
 }
 
 /* Queue args (n items) for cutting; line (may be NULL) is owned by the batch. */
@@ -118,12 +141,15 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 	TAILQ_INSERT_TAIL(conn_requests(c), r, clink);
 	conn_request_added(c);
 	sv.n_requests++;
-	r->fn = registry_find(r->pr.fn, strlen(r->pr.fn));
+	r->cg = confgen_ref(confgen_current());
+	r->cg->n_requests++;
+	r->fn = conf_find(&r->cg->c, r->pr.fn, strlen(r->pr.fn));
 	if (!r->fn) {
 		proto_error_set(&err, PROTO_UNKNOWN_FUNCTION, -1,
 		                "no function named '%s' (see the functions op)", r->pr.fn);
 		goto fail;
 	}
+	apply_function_limits(r);
 	if (r->pr.op == OP_APPLY) {
 		/*
 		 * One item, the argument list itself: a batch iterates the inside
@@ -203,6 +229,9 @@ void request_check_window(struct request *r)
 
 int request_has_work(const struct request *r)
 {
+	/* A request whose items crashed workers sends one task at a time. */
+	if (r->crashes && r->n_sent)
+		return 0;
 	return !TAILQ_EMPTY(&r->retryq) || r->cutting;
 }
 
@@ -434,6 +463,7 @@ void request_free(struct request *r)
 		if (t->state == TASK_SENT) {
 			t->req = NULL;
 			t->batch = NULL;
+			pool_task_orphaned(t);
 		} else {
 			ledger_task_free(t);
 		}
@@ -445,6 +475,11 @@ void request_free(struct request *r)
 	}
 	sv.n_requests--;
 	sv.items_in_flight -= r->n_items - r->n_written;
+	if (r->cg) {
+		r->cg->n_requests--;
+		confgen_unref(r->cg);
+		pool_roll();
+	}
 	free(r->line);
 	free(r);
 	supervisor_check_idle();

@@ -4,12 +4,13 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "conf.h"
 #include "json.h"
 #include "ledger.h"
 #include "proto.h"
-#include "registry.h"
 
 struct conn;
+struct confgen;
 
 /*
  * One line's array of items: a map's args or one feed of a stream. Items are
@@ -32,7 +33,9 @@ struct request {
 	struct conn *conn;
 	char *line; /* the request line; pr's spans point into it */
 	struct proto_request pr;
-	const struct fn_def *fn;
+	struct confgen *cg;        /* the configuration it started with (a reference) */
+	const struct fn_entry *fn; /* in cg */
+	uint16_t wire_flags;       /* WIRE_STAR, WIRE_APPLY, WIRE_FAIL_FAST for its tasks */
 	struct batch_list batches; /* live batches, oldest first */
 	struct batch *cutting;     /* first batch with items left, NULL when none */
 	uint64_t n_items;          /* items received (a map: all of them) */
@@ -46,6 +49,8 @@ struct request {
 	struct task *prefix;       /* first task not yet done, NULL when none */
 	struct task_list retryq;   /* tasks to send again */
 	int in_pending;
+	uint32_t n_sent;            /* tasks held by workers now */
+	uint32_t crashes;           /* workers its items crashed: then one task at a time */
 	TAILQ_ENTRY(request) plink; /* supervisor's pending ring */
 	TAILQ_ENTRY(request) clink; /* the connection's requests */
 	uint64_t start_ms;
@@ -58,7 +63,7 @@ struct request {
 int request_start(struct conn *c, char *line, struct proto_request *pr);
 /* A feed or end line for stream r: takes line. Errors end the stream. */
 void request_feed(struct request *r, char *line, const struct proto_request *pr);
-/* 1 when the request has tasks to dispatch. */
+/* 1 when the request has tasks to dispatch now. */
 int request_has_work(const struct request *r);
 /* The next task to send: a retry first, else a new chunk. */
 struct task *request_next_task(struct request *r);

@@ -1,6 +1,7 @@
 /* supervisor.c - the supervisor's state, signals, status and graceful stop */
 #include "supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,12 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "confgen.h"
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
+#include "spawn.h"
 
 #define FINISH_POLL_MS 20
 #define FINISH_MAX_MS 5000
@@ -109,7 +112,8 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 		pool_reap();
 		break;
 	case SIGHUP:
-		log_info("SIGHUP ignored: there is no configuration to reload");
+		if (!sv.stopping)
+			confgen_reload();
 		break;
 	default:
 		log_info("got SIG%s", sigabbrev_np((int)sig));
@@ -117,11 +121,29 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
-static int make_rundir(void)
+/*
+ * The private directory of the workers' endpoints and the configuration
+ * copies: beside the socket, in the daemon's runtime directory (a tmp cleaner
+ * leaves /run and $XDG_RUNTIME_DIR alone), unless that path is too long for
+ * an ipc address; then in $TMPDIR. pool.c makes it again if it vanishes.
+ */
+static int make_rundir(const char *socket_path)
 {
-	const char *tmp = getenv("TMPDIR");
-	char tmpl[64];
+	const char *slash = strrchr(socket_path, '/'), *tmp = getenv("TMPDIR");
+	char tmpl[sizeof(sv.rundir)];
+	int dirlen = slash ? (int)(slash - socket_path) : 0;
 
+	/* RUNDIR/w255-4294967295.ipc must fit in a 108-byte sun_path. */
+	if (slash && dirlen > 0 && dirlen < 70) {
+		snprintf(tmpl, sizeof(tmpl), "%.*s", dirlen, socket_path);
+		if (mkdir(tmpl, 0700) < 0 && errno != EEXIST)
+			log_warn("cannot make %s: %s", tmpl, strerror(errno));
+		snprintf(tmpl, sizeof(tmpl), "%.*s/poold-ipc.XXXXXX", dirlen, socket_path);
+		if (mkdtemp(tmpl)) {
+			snprintf(sv.rundir, sizeof(sv.rundir), "%s", tmpl);
+			return 0;
+		}
+	}
 	if (!tmp || !*tmp || strlen(tmp) > 40)
 		tmp = "/tmp";
 	snprintf(tmpl, sizeof(tmpl), "%s/poold.XXXXXX", tmp);
@@ -129,6 +151,25 @@ static int make_rundir(void)
 		return -errno;
 	snprintf(sv.rundir, sizeof(sv.rundir), "%s", tmpl);
 	return 0;
+}
+
+/* Leave nothing behind in the runtime directory. */
+static void remove_rundir(void)
+{
+	char path[sizeof(sv.rundir) + 300];
+	DIR *d = opendir(sv.rundir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sv.rundir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	if (rmdir(sv.rundir) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", sv.rundir, strerror(errno));
 }
 
 int supervisor_main(const struct options *opt)
@@ -158,16 +199,24 @@ int supervisor_main(const struct options *opt)
 	event_add(ev_sigint, NULL);
 	event_add(ev_sigchld, NULL);
 	event_add(ev_sighup, NULL);
-	if ((r = make_rundir()) < 0)
+	if ((r = spawn_self_open()) < 0)
+		fatal("cannot open /proc/self/exe: %s", strerror(-r));
+	if ((r = make_rundir(opt->socket_path)) < 0)
 		fatal("cannot make a runtime directory: %s", strerror(-r));
+	if (confgen_init(opt->conf) < 0) {
+		remove_rundir();
+		fatal("the configuration has problems (above)");
+	}
 	if ((r = pool_init()) < 0) {
 		pool_free();
-		rmdir(sv.rundir);
+		confgen_free();
+		remove_rundir();
 		fatal("cannot start the pool: %s", strerror(-r));
 	}
 	if ((r = listener_open(opt->socket_path)) < 0) {
 		pool_free();
-		rmdir(sv.rundir);
+		confgen_free();
+		remove_rundir();
 		if (r == -EADDRINUSE)
 			fatal("%s: another poold is already listening there", opt->socket_path);
 		if (r == -EEXIST)
@@ -179,8 +228,9 @@ int supervisor_main(const struct options *opt)
 
 	listener_close();
 	pool_free();
-	if (rmdir(sv.rundir) < 0)
-		log_warn("cannot remove %s: %s", sv.rundir, strerror(errno));
+	confgen_free();
+	remove_rundir();
+	spawn_self_close();
 	if (ev_stop_timeout)
 		event_free(ev_stop_timeout);
 	if (ev_finish)

@@ -8,6 +8,8 @@
 
 #include "buf.h"
 
+struct conf;
+
 struct options {
 	const char *socket_path;
 	int workers;
@@ -22,6 +24,8 @@ struct options {
 	size_t max_memory; /* bytes the supervisor may buffer in all (issue 9) */
 	int verbose;
 	const char *config_path; /* --config; NULL = the default path, which may be absent */
+	struct conf
+	    *conf; /* the configuration main.c loaded, taken by the supervisor; NULL: none */
 };
 
 struct conn;
@@ -31,7 +35,7 @@ struct supervisor {
 	struct event_base *base;
 	struct options opt;
 	char exe[4096];
-	char rundir[64];
+	char rundir[96]; /* private: the workers' ipc endpoints, the configuration copies */
 	uint64_t start_ms;
 	int stopping;
 	int n_conns;

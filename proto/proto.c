@@ -303,6 +303,8 @@ int proto_parse_request(const char *line, size_t len, const struct proto_limits 
 	if ((seen & FB(F_RETRIES)) &&
 	    parse_uint(fv[F_RETRIES], F_RETRIES, PROTO_MAX_RETRIES, &req->retries, err) < 0)
 		return -EINVAL;
+	req->has_retries = (seen & FB(F_RETRIES)) != 0;
+	req->has_timeout = (seen & FB(F_TIMEOUT_MS)) != 0;
 	if ((seen & FB(F_TIMEOUT_MS)) && parse_uint(fv[F_TIMEOUT_MS], F_TIMEOUT_MS,
 	                                            lim->max_timeout_ms, &req->timeout_ms, err) < 0)
 		return -EINVAL;

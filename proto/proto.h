@@ -78,6 +78,8 @@ struct proto_request {
 	uint32_t chunksize; /* 0 = automatic */
 	uint32_t retries;
 	uint32_t timeout_ms;     /* 0 = none */
+	int has_retries;         /* retries and timeout_ms were given (not defaults) */
+	int has_timeout;
 	struct json_span target; /* cancel: the id to cancel */
 	size_t n_items;          /* map, feed: elements of args */
 };
