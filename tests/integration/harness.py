@@ -304,9 +304,11 @@ class Daemon:
     its workers' command lines) name it, which lets cleanup find every process.
     """
 
-    def __init__(self, workers=2, args=(), wait_idle=True, env=None):
+    def __init__(self, workers=2, args=(), wait_idle=True, env=None, config=None):
         self.workers = workers
         self.args = list(args)
+        self.config = config  # text of a poold.conf to pass with --config (mode 0600)
+        self.config_path = None
         self.wait_idle = wait_idle
         self.extra_env = env or {}
         self.dir = None
@@ -340,6 +342,10 @@ class Daemon:
         env["TMPDIR"] = self.dir
         env.update(self.extra_env)
         argv = [poold_bin(), "--socket", self.sock, "--workers", str(self.workers)] + self.args
+        if self.config is not None:
+            self.config_path = os.path.join(self.dir, "poold.conf")
+            self.write_config(self.config)
+            argv += ["--config", self.config_path]
         _live_daemons.append(self)
         _case_daemons.append(self)
         with open(self.log_path, "wb") as logf:
@@ -347,6 +353,14 @@ class Daemon:
                                          stderr=subprocess.STDOUT, env=env,
                                          preexec_fn=_child_setup)
         self.wait_ready()
+
+    def write_config(self, text):
+        """Replace the config file (atomically, mode 0600) with text."""
+        tmp = self.config_path + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Wait until the socket accepts and ping answers with our pid (and workers idle)."""
