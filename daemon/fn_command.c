@@ -64,26 +64,22 @@ static int item_text(struct json_span item, struct buf *text)
 }
 
 /*
- * Build argv: every "{}" in a word becomes the item's text; with no "{}" in
- * any word the text is one more word at the end (GNU parallel's rule). With
- * input = stdin, argv is the configured one.
+ * Build argv: every "{}" in a word becomes the item's text (the config
+ * requires at least one unless input = stdin, where argv is used as it is).
+ * The words are stored in store; the array is the caller's to free.
  */
 static char **build_argv(const struct fn_entry *e, const char *text, size_t text_len,
                          struct buf *store)
 {
-	size_t n = 0, i, used = 0, *offs;
+	size_t n = 0, i, *offs;
 	char **argv;
-	int any = 0;
 
 	while (e->argv[n])
 		n++;
-	argv = calloc(n + 2, sizeof(*argv));
-	offs = calloc(n + 2, sizeof(*offs));
-	if (!argv || !offs) {
-		free(argv);
-		free(offs);
-		return NULL;
-	}
+	argv = calloc(n + 1, sizeof(*argv));
+	offs = calloc(n + 1, sizeof(*offs));
+	if (!argv || !offs)
+		goto oom;
 	buf_reset(store);
 	for (i = 0; i < n; i++) {
 		const char *w = e->argv[i], *h;
@@ -93,20 +89,12 @@ static char **build_argv(const struct fn_entry *e, const char *text, size_t text
 			buf_add(store, w, (size_t)(h - w));
 			buf_add(store, text, text_len);
 			w = h + 2;
-			any = 1;
 		}
 		buf_adds(store, w);
 		if (buf_addc(store, '\0') < 0)
 			goto oom;
 	}
-	if (!e->input_stdin && !any) {
-		offs[n] = store->len;
-		buf_add(store, text, text_len);
-		if (buf_addc(store, '\0') < 0)
-			goto oom;
-		used = 1;
-	}
-	for (i = 0; i < n + used; i++)
+	for (i = 0; i < n; i++)
 		argv[i] = store->data + offs[i];
 	free(offs);
 	return argv;

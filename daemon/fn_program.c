@@ -12,6 +12,7 @@
 #include "fn_command.h"
 #include "json.h"
 #include "log.h"
+#include "poold/module.h"
 
 /* How long a program may take to write its handshake line. */
 #define PROGRAM_HANDSHAKE_MS 10000
@@ -145,12 +146,12 @@ static void consume_line(struct program *p, size_t len)
 	p->scanned = 0;
 }
 
-/* An integer member in [0, 1000], or -1 when absent or not one. */
+/* An arity in [0, POOLD_MAX_ARGS], or -1 when v is not one. */
 static int arity_of(struct json_span v)
 {
 	int64_t x;
 
-	return json_int(v, &x) == 0 && x >= 0 && x <= 1000 ? (int)x : -1;
+	return json_int(v, &x) == 0 && x >= 0 && x <= POOLD_MAX_ARGS ? (int)x : -1;
 }
 
 /*
@@ -465,9 +466,10 @@ int program_probe(struct fn_entry *e, char *err, size_t n)
 		buf_free(&p.errline);
 		return -1;
 	}
-	if (min >= 0)
+	/* The configuration's min_args and max_args, when set, win over the handshake. */
+	if (min >= 0 && e->min_args < 0)
 		e->min_args = min;
-	if (max >= 0)
+	if (max >= 0 && e->max_args < 0)
 		e->max_args = max;
 	program_stop(&p, PROGRAM_STOP_GRACE_MS);
 	buf_free(&p.out);

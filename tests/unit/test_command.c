@@ -43,7 +43,6 @@ static void test_substitution(void)
 {
 	char *echo[] = {"echo", "{}", NULL};
 	char *word[] = {"printf", "<%s>", "x{}y{}", NULL};
-	char *append[] = {"printf", "[%s]", NULL};
 	char *meta[] = {"printf", "%s", "{}", NULL};
 	char marker[300], item[1000];
 	struct buf out = {0};
@@ -54,7 +53,6 @@ static void test_substitution(void)
 	OK(echo, "[1, 2]", "\"[1, 2]\"");
 	OK(echo, "\"tab\\tand \\u00e9\"", "\"tab\\tand \xc3\xa9\"");
 	OK(word, "\"a\"", "\"<xaya>\"");
-	OK(append, "\"a b\"", "\"[a b]\"");
 	/* Shell metacharacters reach the command as one literal argument. */
 	OK(meta, "\"; rm -rf /\"", "\"; rm -rf /\"");
 	snprintf(marker, sizeof(marker), "%s/pwned", tmpdir);
