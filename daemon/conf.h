@@ -6,6 +6,8 @@
 
 #include "supervisor.h"
 
+#define CONF_MAX_WORKERS 256
+
 /* How a function runs inside a worker process. */
 enum fn_kind {
 	FN_BUILTIN, /* compiled into poold through the module API ("std") */
@@ -52,6 +54,8 @@ struct fn_entry {
 /* Which daemon options the file set (a command-line flag wins over the file). */
 struct conf {
 	char *path;     /* the file read, NULL when none */
+	char *name;     /* the file name shown in messages (name_as, else path) */
+	char *socket;   /* owns opt.socket_path when the file set it */
 	char *text;     /* its bytes, as read (workers parse a copy of exactly these) */
 	size_t text_len;
 	struct options opt; /* the [poold] section applied over the defaults */
@@ -102,10 +106,36 @@ int conf_load_text(struct conf *c, const char *text, size_t len, const char *nam
 /* Release everything c owns (c itself is the caller's). */
 void conf_free(struct conf *c);
 
+/*
+ * sshd's StrictModes for a file poold reads settings or code from: 0 when it
+ * is a regular file owned by root or poold's user and writable by no one
+ * else; -1 with the reason in msg ("is writable by others (mode 0666): ...").
+ */
+int conf_file_check(const char *path, char *msg, size_t n);
+
 /* The entry named name (len bytes) in c, NULL when none. */
 const struct fn_entry *conf_find(const struct conf *c, const char *name, size_t len);
 
 const char *fn_kind_name(enum fn_kind k);
+
+/*
+ * Set the daemon option key (a [poold] key such as "max_line"; the
+ * command-line flag is the same name with '-' for '_') in o from text, which
+ * must outlive o for "socket". Returns the option's CONF_OPT_* bit, or 0 with
+ * err set to the rest of a sentence naming the accepted values ("takes a
+ * number from 1 to 256, not 'x'"; "is not an option" for an unknown key).
+ */
+uint64_t conf_option_set(struct options *o, const char *key, const char *text, char *err,
+                         size_t n);
+
+/*
+ * Append the function table as one JSON object, the answer of
+ * `poold --check-config --json` that conf_resolve reads:
+ * {"functions":[{"name":..,"kind":..,"min_args":..,"max_args":..,"description":..},..]}
+ * (min_args/max_args -1 and description null when unknown).
+ */
+struct buf;
+int conf_json(const struct conf *c, struct buf *b);
 
 /*
  * In a process that may run user code (poold --check-config, never the
