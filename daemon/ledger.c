@@ -161,7 +161,7 @@ void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code c
 		return;
 	}
 	if (charge == LOST_CRASH)
-		r->crashes++;
+		request_crashed(r);
 	if (charge && t->count > 1) {
 		struct task *c = request_split_task(r, t, t->count / 2);
 

@@ -227,10 +227,34 @@ void request_check_window(struct request *r)
 	conn_block(r->conn, full ? 1 : -1);
 }
 
+/* A worker restart costs a few ms of CPU: after c crashes, wait c x this, up to the cap. */
+#define CRASH_HOLD_STEP_MS 4
+#define CRASH_HOLD_MAX_MS 100
+
+static void on_hold(evutil_socket_t fd, short ev, void *arg)
+{
+	request_schedule(arg);
+	ledger_dispatch();
+}
+
+void request_crashed(struct request *r)
+{
+	uint64_t ms = (uint64_t)++r->crashes * CRASH_HOLD_STEP_MS;
+	struct timeval tv;
+
+	if (ms > CRASH_HOLD_MAX_MS)
+		ms = CRASH_HOLD_MAX_MS;
+	tv.tv_sec = 0;
+	tv.tv_usec = (suseconds_t)ms * 1000;
+	if (!r->ev_hold && !(r->ev_hold = evtimer_new(sv.base, on_hold, r)))
+		fatal("out of memory");
+	evtimer_add(r->ev_hold, &tv);
+}
+
 int request_has_work(const struct request *r)
 {
 	/* A request whose items crashed workers sends one task at a time. */
-	if (r->crashes && r->n_sent)
+	if (r->crashes && (r->n_sent || evtimer_pending(r->ev_hold, NULL)))
 		return 0;
 	return !TAILQ_EMPTY(&r->retryq) || r->cutting;
 }
@@ -475,6 +499,8 @@ void request_free(struct request *r)
 	}
 	sv.n_requests--;
 	sv.items_in_flight -= r->n_items - r->n_written;
+	if (r->ev_hold)
+		event_free(r->ev_hold);
 	if (r->cg) {
 		r->cg->n_requests--;
 		confgen_unref(r->cg);

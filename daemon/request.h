@@ -51,6 +51,7 @@ struct request {
 	int in_pending;
 	uint32_t n_sent;            /* tasks held by workers now */
 	uint32_t crashes;           /* workers its items crashed: then one task at a time */
+	struct event *ev_hold;      /* after a crash: when it may send again (NULL until one) */
 	TAILQ_ENTRY(request) plink; /* supervisor's pending ring */
 	TAILQ_ENTRY(request) clink; /* the connection's requests */
 	uint64_t start_ms;
@@ -63,6 +64,11 @@ struct request {
 int request_start(struct conn *c, char *line, struct proto_request *pr);
 /* A feed or end line for stream r: takes line. Errors end the stream. */
 void request_feed(struct request *r, char *line, const struct proto_request *pr);
+/*
+ * A worker crashed on one of r's items: r sends one task at a time from now
+ * on, and waits a little longer after each crash before its next one.
+ */
+void request_crashed(struct request *r);
 /* 1 when the request has tasks to dispatch now. */
 int request_has_work(const struct request *r);
 /* The next task to send: a retry first, else a new chunk. */
