@@ -141,7 +141,8 @@ def test_shapes():
                      "spin"):
             check(name in fns, "function %s missing from %s" % (name, sorted(fns)))
         for f in r["functions"]:
-            check_eq(set(f), {"name", "min_args", "max_args", "doc"}, "function entry fields")
+            check_eq(set(f), {"name", "kind", "min_args", "max_args", "doc"},
+                     "function entry fields")
             check(isinstance(f["doc"], str) and f["doc"], "doc of %s" % f["name"])
             check(0 <= f["min_args"] <= f["max_args"], "arity of %s" % f["name"])
         check_eq((fns["add"]["min_args"], fns["add"]["max_args"]), (2, 2), "add arity")
