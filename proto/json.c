@@ -23,223 +23,399 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Scan a string starting at its opening quote; returns the byte after the closing one. */
-static const char *scan_string(const char *p, const char *end, const char **err)
-{
-	p++;
-	while (p < end) {
-		unsigned char c = (unsigned char)*p;
-		size_t n;
+enum {
+	S_VALUE,     /* a value */
+	S_ARR_FIRST, /* a value or ']' right after '[' */
+	S_OBJ_FIRST, /* a key or '}' right after '{' */
+	S_KEY,       /* a key after ',' */
+	S_COLON,     /* ':' after a key */
+	S_AFTER,     /* ',' or the closing bracket after a value */
+	S_TRAIL,     /* only whitespace after the top-level value */
+	S_STR,       /* inside a string */
+	S_ESC,       /* after a backslash */
+	S_HEX,       /* in the hex digits of \uXXXX */
+	S_UTF8,      /* in the continuation bytes of a UTF-8 sequence */
+	S_LIT,       /* inside true, false or null */
+	S_MINUS,     /* number: after '-' */
+	S_ZERO,      /* number: a leading 0 */
+	S_INT,       /* number: integer digits */
+	S_DOT,       /* number: after '.' */
+	S_FRAC,      /* number: fraction digits */
+	S_EXP,       /* number: after 'e' */
+	S_ESIGN,     /* number: after the exponent's sign */
+	S_EDIGITS,   /* number: exponent digits */
+	S_ERROR,
+};
 
-		if (c == '"')
-			return p + 1;
-		if (c == '\\') {
-			if (++p >= end)
-				break;
-			if (*p == 'u') {
-				if (end - p < 5 || hexval(p[1]) < 0 || hexval(p[2]) < 0 ||
-				    hexval(p[3]) < 0 || hexval(p[4]) < 0) {
-					*err = "bad \\u escape";
-					return NULL;
-				}
-				p += 5;
-				continue;
-			}
-			if (!strchr("\"\\/bfnrt", *p) || !*p) {
-				*err = "bad escape in string";
-				return NULL;
-			}
-			p++;
-			continue;
-		}
-		if (c < 0x20) {
-			*err = "control character in string";
-			return NULL;
-		}
-		n = buf_utf8_len((const unsigned char *)p, (const unsigned char *)end);
-		if (!n) {
-			*err = "invalid UTF-8 in string";
-			return NULL;
-		}
-		p += n;
+void json_scan_init(struct json_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = S_VALUE;
+}
+
+static int is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A value ended at offset off (exclusive). */
+static void value_done(struct json_scan *s, size_t off)
+{
+	if (s->depth == 0) {
+		s->vend = off;
+		s->state = S_TRAIL;
+	} else {
+		s->state = S_AFTER;
 	}
-	*err = "unterminated string";
-	return NULL;
 }
 
-static int is_digit(const char *p, const char *end)
+/* Start a string (a key when key is set). */
+static void string_begin(struct json_scan *s, int key)
 {
-	return p < end && *p >= '0' && *p <= '9';
+	s->in_key = (uint8_t)key;
+	s->state = S_STR;
 }
 
-static const char *scan_number(const char *p, const char *end, const char **err)
+/* First byte of a UTF-8 sequence: how many follow and the range of the next one. */
+static int utf8_lead(struct json_scan *s, unsigned char c)
 {
-	if (p < end && *p == '-')
-		p++;
-	if (!is_digit(p, end))
-		goto bad;
-	if (*p == '0')
-		p++;
+	s->lo = 0x80;
+	s->hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		s->need = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		s->need = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		s->need = 3;
 	else
-		while (is_digit(p, end))
-			p++;
-	if (p < end && *p == '.') {
-		p++;
-		if (!is_digit(p, end))
-			goto bad;
-		while (is_digit(p, end))
-			p++;
-	}
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (!is_digit(p, end))
-			goto bad;
-		while (is_digit(p, end))
-			p++;
-	}
-	return p;
-bad:
-	*err = "bad number";
-	return NULL;
+		return -1;
+	if (c == 0xe0)
+		s->lo = 0xa0; /* no overlong forms */
+	else if (c == 0xed)
+		s->hi = 0x9f; /* no surrogates */
+	else if (c == 0xf0)
+		s->lo = 0x90;
+	else if (c == 0xf4)
+		s->hi = 0x8f; /* nothing above U+10FFFF */
+	return 0;
 }
 
-static const char *scan_literal(const char *p, const char *end, const char *lit, const char **err)
+/* Handle byte c at offset off in states that expect a value or a key. */
+static const char *scan_token(struct json_scan *s, char c, size_t off)
 {
-	size_t n = strlen(lit);
-
-	if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0) {
-		*err = "unexpected character";
+	switch (s->state) {
+	case S_OBJ_FIRST:
+		if (c == '}') {
+			s->depth--;
+			value_done(s, off + 1);
+			return NULL;
+		}
+		/* fall through */
+	case S_KEY:
+		if (c != '"')
+			return "expected a string key";
+		string_begin(s, 1);
 		return NULL;
+	case S_COLON:
+		if (c != ':')
+			return "expected ':'";
+		s->state = S_VALUE;
+		return NULL;
+	case S_AFTER:
+		if (c == s->stack[s->depth - 1] + 2) {
+			s->depth--;
+			value_done(s, off + 1);
+			return NULL;
+		}
+		if (c != ',')
+			return s->stack[s->depth - 1] == '[' ? "expected ',' or ']'"
+			                                     : "expected ',' or '}'";
+		s->state = s->stack[s->depth - 1] == '[' ? S_VALUE : S_KEY;
+		return NULL;
+	case S_TRAIL:
+		return "trailing characters after the value";
+	case S_ARR_FIRST:
+		if (c == ']') {
+			s->depth--;
+			value_done(s, off + 1);
+			return NULL;
+		}
+		break;
+	default:
+		break;
 	}
-	return p + n;
+	/* a value */
+	if (s->depth == 0)
+		s->vstart = off;
+	switch (c) {
+	case '{':
+	case '[':
+		if (s->depth >= JSON_MAX_DEPTH)
+			return "nesting too deep";
+		s->stack[s->depth++] = c;
+		s->state = c == '{' ? S_OBJ_FIRST : S_ARR_FIRST;
+		return NULL;
+	case '"':
+		string_begin(s, 0);
+		return NULL;
+	case 't':
+		s->lit = "true";
+		break;
+	case 'f':
+		s->lit = "false";
+		break;
+	case 'n':
+		s->lit = "null";
+		break;
+	case '-':
+		s->state = S_MINUS;
+		return NULL;
+	case '0':
+		s->state = S_ZERO;
+		return NULL;
+	default:
+		if (c >= '1' && c <= '9') {
+			s->state = S_INT;
+			return NULL;
+		}
+		return "unexpected character";
+	}
+	s->state = S_LIT;
+	s->need = 1;
+	return NULL;
 }
 
 /*
- * Iterative scanner: stack[] holds the open containers ('[' or '{'); after each
- * value we look at the innermost container for ',' or its closing bracket.
+ * Handle bytes from p on inside a string; returns the first byte not taken:
+ * end when all were, the bad byte with *err set.
  */
+static const char *scan_string_bytes(struct json_scan *s, const char *p, const char *end,
+                                     const char **err)
+{
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+
+		switch (s->state) {
+		case S_STR:
+			/* plain ASCII runs are the bulk of any payload */
+			while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+				if (++p == end)
+					return p;
+				c = (unsigned char)*p;
+			}
+			if (c == '"') {
+				s->state = s->in_key ? S_COLON : S_AFTER;
+				return p + 1;
+			}
+			if (c == '\\')
+				s->state = S_ESC;
+			else if (c < 0x20)
+				*err = "control character in string";
+			else if (utf8_lead(s, c) < 0)
+				*err = "invalid UTF-8 in string";
+			else
+				s->state = S_UTF8;
+			break;
+		case S_ESC:
+			if (c == 'u') {
+				s->state = S_HEX;
+				s->need = 4;
+			} else if (c && strchr("\"\\/bfnrt", c)) {
+				s->state = S_STR;
+			} else {
+				*err = "bad escape in string";
+			}
+			break;
+		case S_HEX:
+			if (hexval((char)c) < 0)
+				*err = "bad \\u escape";
+			else if (--s->need == 0)
+				s->state = S_STR;
+			break;
+		default: /* S_UTF8 */
+			if (c < s->lo || c > s->hi) {
+				*err = "invalid UTF-8 in string";
+			} else {
+				s->lo = 0x80;
+				s->hi = 0xbf;
+				if (--s->need == 0)
+					s->state = S_STR;
+			}
+		}
+		if (*err)
+			return p;
+		p++;
+	}
+	return p;
+}
+
+/* Handle byte c inside a number; returns 1 when c is not part of it (the number ended). */
+static int scan_number_byte(struct json_scan *s, char c, const char **err)
+{
+	switch (s->state) {
+	case S_MINUS:
+		if (!is_digit(c))
+			break;
+		s->state = c == '0' ? S_ZERO : S_INT;
+		return 0;
+	case S_ZERO:
+	case S_INT:
+	case S_FRAC:
+		if (s->state != S_ZERO && is_digit(c))
+			return 0;
+		if (c == '.' && s->state != S_FRAC) {
+			s->state = S_DOT;
+			return 0;
+		}
+		if (c == 'e' || c == 'E') {
+			s->state = S_EXP;
+			return 0;
+		}
+		return 1;
+	case S_DOT:
+		if (!is_digit(c))
+			break;
+		s->state = S_FRAC;
+		return 0;
+	case S_EXP:
+		if (c == '+' || c == '-') {
+			s->state = S_ESIGN;
+			return 0;
+		}
+		/* fall through */
+	case S_ESIGN:
+		if (!is_digit(c))
+			break;
+		s->state = S_EDIGITS;
+		return 0;
+	default: /* S_EDIGITS */
+		return is_digit(c) ? 0 : 1;
+	}
+	*err = "bad number";
+	return 0;
+}
+
+int json_scan_feed(struct json_scan *s, const char *p, size_t n)
+{
+	const char *start = p, *end = p + n, *err = NULL;
+
+	if (s->state == S_ERROR)
+		return -EINVAL;
+	while (p < end) {
+		unsigned st = s->state;
+		char c;
+
+		if (st == S_INT || st == S_FRAC || st == S_EDIGITS) {
+			while (is_digit(*p))
+				if (++p == end)
+					goto out;
+			/* the common end of a number: the next element of an array */
+			if (*p == ',' && s->depth && s->stack[s->depth - 1] == '[') {
+				s->state = S_VALUE;
+				p++;
+				continue;
+			}
+		}
+		c = *p;
+		if (st >= S_STR && st <= S_UTF8) {
+			p = scan_string_bytes(s, p, end, &err);
+			if (err)
+				goto fail;
+			if (s->state == S_AFTER)
+				value_done(s, s->off + (size_t)(p - start));
+			continue;
+		}
+		if (st == S_LIT) {
+			if (c != s->lit[s->need]) {
+				err = "bad literal (true, false or null)";
+				goto fail;
+			}
+			if (!s->lit[++s->need])
+				value_done(s, s->off + (size_t)(p - start) + 1);
+			p++;
+			continue;
+		}
+		if (st >= S_MINUS) {
+			if (!scan_number_byte(s, c, &err)) {
+				if (err)
+					goto fail;
+				p++;
+				continue;
+			}
+			value_done(s, s->off + (size_t)(p - start));
+			st = s->state;
+		}
+		/* the common steps of arrays of numbers, without a call */
+		if (st == S_AFTER && c == ',' && s->stack[s->depth - 1] == '[') {
+			s->state = S_VALUE;
+			p++;
+			continue;
+		}
+		if ((st == S_VALUE || st == S_ARR_FIRST) && c >= '1' && c <= '9' && s->depth) {
+			s->state = S_INT;
+			p++;
+			continue;
+		}
+		if (is_ws(c)) {
+			p++;
+			continue;
+		}
+		if ((err = scan_token(s, c, s->off + (size_t)(p - start))))
+			goto fail;
+		p++;
+	}
+out:
+	s->off += n;
+	return 0;
+fail:
+	s->err = err;
+	s->erroff = s->off + (size_t)(p - start);
+	s->state = S_ERROR;
+	return -EINVAL;
+}
+
+int json_scan_end(struct json_scan *s)
+{
+	if (s->state == S_ERROR)
+		return -EINVAL;
+	if (s->state >= S_MINUS) {
+		const char *err = NULL;
+
+		if (!scan_number_byte(s, ' ', &err)) {
+			s->err = err;
+			goto fail;
+		}
+		value_done(s, s->off);
+	}
+	if (s->state == S_TRAIL)
+		return 0;
+	s->err = s->state >= S_STR && s->state <= S_UTF8 ? "unterminated string"
+	                                                 : "unexpected end of input";
+fail:
+	s->erroff = s->off;
+	s->state = S_ERROR;
+	return -EINVAL;
+}
+
 int json_validate(const char *p, const char *end, struct json_span *value, const char **errmsg,
                   size_t *erroff)
 {
-	char stack[JSON_MAX_DEPTH];
-	int depth = 0;
-	const char *start = p, *vstart;
-	const char *err = NULL;
+	struct json_scan s;
 
-	p = skip_ws(p, end);
-	vstart = p;
-	for (;;) {
-		/* expect a value */
-		p = skip_ws(p, end);
-		if (p >= end) {
-			err = "unexpected end of input";
-			goto fail;
-		}
-		switch (*p) {
-		case '{':
-		case '[':
-			if (depth >= JSON_MAX_DEPTH) {
-				err = "nesting too deep";
-				goto fail;
-			}
-			stack[depth++] = *p;
-			p = skip_ws(p + 1, end);
-			if (p < end && (*p == ']' || *p == '}') && *p == stack[depth - 1] + 2) {
-				p++;
-				depth--;
-				break;
-			}
-			if (stack[depth - 1] == '{') {
-				if (p >= end || *p != '"') {
-					err = "expected a string key";
-					goto fail;
-				}
-				if (!(p = scan_string(p, end, &err)))
-					goto fail_nopos;
-				p = skip_ws(p, end);
-				if (p >= end || *p != ':') {
-					err = "expected ':'";
-					goto fail;
-				}
-				p++;
-			}
-			continue;
-		case '"':
-			if (!(p = scan_string(p, end, &err)))
-				goto fail_nopos;
-			break;
-		case 't':
-			p = scan_literal(p, end, "true", &err);
-			break;
-		case 'f':
-			p = scan_literal(p, end, "false", &err);
-			break;
-		case 'n':
-			p = scan_literal(p, end, "null", &err);
-			break;
-		default:
-			if (*p == '-' || (*p >= '0' && *p <= '9')) {
-				p = scan_number(p, end, &err);
-			} else {
-				err = "unexpected character";
-				goto fail;
-			}
-		}
-		if (!p)
-			goto fail_nopos;
-		/* after a value: close containers or move to the next element */
-		for (;;) {
-			if (depth == 0) {
-				value->p = vstart;
-				value->len = (size_t)(p - vstart);
-				p = skip_ws(p, end);
-				if (p != end) {
-					err = "trailing characters after the value";
-					goto fail;
-				}
-				return 0;
-			}
-			p = skip_ws(p, end);
-			if (p >= end) {
-				err = "unexpected end of input";
-				goto fail;
-			}
-			if (*p == stack[depth - 1] + 2) {
-				p++;
-				depth--;
-				continue;
-			}
-			if (*p != ',') {
-				err = stack[depth - 1] == '[' ? "expected ',' or ']'"
-				                              : "expected ',' or '}'";
-				goto fail;
-			}
-			p = skip_ws(p + 1, end);
-			if (stack[depth - 1] == '{') {
-				if (p >= end || *p != '"') {
-					err = "expected a string key";
-					goto fail;
-				}
-				if (!(p = scan_string(p, end, &err)))
-					goto fail_nopos;
-				p = skip_ws(p, end);
-				if (p >= end || *p != ':') {
-					err = "expected ':'";
-					goto fail;
-				}
-				p++;
-			}
-			break;
-		}
+	json_scan_init(&s);
+	if (json_scan_feed(&s, p, (size_t)(end - p)) < 0 || json_scan_end(&s) < 0) {
+		*errmsg = s.err;
+		*erroff = s.erroff;
+		return -EINVAL;
 	}
-fail_nopos:
-	p = NULL;
-fail:
-	*errmsg = err;
-	*erroff = p ? (size_t)(p - start) : 0;
-	return -EINVAL;
+	value->p = p + s.vstart;
+	value->len = s.vend - s.vstart;
+	return 0;
 }
 
 enum json_type json_type(struct json_span v)

@@ -39,6 +39,32 @@ struct json_iter {
  */
 int json_validate(const char *p, const char *end, struct json_span *value, const char **errmsg,
                   size_t *erroff);
+/*
+ * The same validation fed in slices as bytes arrive (a line read from a
+ * socket): the work is done once, as the bytes come, and a line is known
+ * valid or bad as soon as its last byte is there. Offsets count from the
+ * first byte fed.
+ */
+struct json_scan {
+	size_t off;      /* bytes fed so far */
+	size_t vstart;   /* the top-level value: its first byte */
+	size_t vend;     /* and the byte after it, once it is complete */
+	const char *err; /* after an error: what */
+	size_t erroff;   /* and the offset of the byte at fault */
+	const char *lit; /* the literal being matched */
+	int depth;
+	uint8_t state;
+	uint8_t in_key; /* the string being scanned is an object key */
+	uint8_t need;   /* bytes still due: UTF-8 continuation, hex digits, literal index */
+	uint8_t lo, hi; /* range of the next UTF-8 continuation byte */
+	char stack[JSON_MAX_DEPTH];
+};
+
+void json_scan_init(struct json_scan *s);
+/* Feed the next n bytes. Returns 0 while they are valid so far, -EINVAL at the first error. */
+int json_scan_feed(struct json_scan *s, const char *p, size_t n);
+/* The input ended: 0 when it held exactly one complete value, else -EINVAL. */
+int json_scan_end(struct json_scan *s);
 /* Type of a validated value. */
 enum json_type json_type(struct json_span v);
 /* Start iterating a validated array or object. */

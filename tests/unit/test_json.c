@@ -420,6 +420,119 @@ static void test_validate_details(void)
 	CHECK_INT(off, 0);
 }
 
+/* Errors inside literals, numbers and strings name the byte at fault (issue 9 item 10). */
+static void test_error_offsets(void)
+{
+	static const struct {
+		const char *s;
+		size_t off;
+		const char *msg;
+	} cases[] = {
+	    {"[tru]", 4, "bad literal (true, false or null)"},
+	    {"[nul", 4, "unexpected end of input"},
+	    {"[1.]", 3, "bad number"},
+	    {"[1e]", 3, "bad number"},
+	    {"[1e+]", 4, "bad number"},
+	    {"-}", 1, "bad number"},
+	    {"[-", 2, "bad number"},
+	    {"[01]", 2, "expected ',' or ']'"},
+	    {"[\"\\x\"]", 3, "bad escape in string"},
+	    {"[\"ab\\u12g4\"]", 8, "bad \\u escape"},
+	    {"[\"\xc3\x28\"]", 3, "invalid UTF-8 in string"},
+	    {"[\"\xed\xa0\x80\"]", 3, "invalid UTF-8 in string"},
+	    {"[\"\xff\"]", 2, "invalid UTF-8 in string"},
+	    {"[\"a\tb\"]", 3, "control character in string"},
+	    {"\"abc", 4, "unterminated string"},
+	    {"{\"a\":1,2}", 7, "expected a string key"},
+	    {"[1] x", 4, "trailing characters after the value"},
+	};
+	size_t i, off;
+	const char *msg;
+	struct json_span v;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msg = NULL;
+		check_count++;
+		if (json_validate(cases[i].s, cases[i].s + strlen(cases[i].s), &v, &msg, &off) !=
+		        -EINVAL ||
+		    off != cases[i].off || !msg || strcmp(msg, cases[i].msg) != 0)
+			check_fail(__FILE__, __LINE__, "%s: got byte %zu '%s', want byte %zu '%s'",
+			           cases[i].s, off, msg ? msg : "(none)", cases[i].off,
+			           cases[i].msg);
+	}
+}
+
+/* Feed s in slices cut at cuts[0..n): the result must equal json_validate's. */
+static void check_sliced(const char *s, const size_t *cuts, size_t n)
+{
+	struct json_scan sc;
+	struct json_span v = {NULL, 0};
+	const char *msg = NULL;
+	size_t len = strlen(s), off = 0, at = 0, i;
+	int want = json_validate(s, s + len, &v, &msg, &off), got = 0;
+
+	json_scan_init(&sc);
+	for (i = 0; i <= n && got == 0; i++) {
+		size_t to = i < n ? cuts[i] : len;
+
+		got = json_scan_feed(&sc, s + at, to - at);
+		at = to;
+	}
+	if (got == 0)
+		got = json_scan_end(&sc);
+	check_count++;
+	if (got != want ||
+	    (got == 0 && (sc.vstart != (size_t)(v.p - s) || sc.vend - sc.vstart != v.len)) ||
+	    (got < 0 && (sc.erroff != off || strcmp(sc.err, msg) != 0)))
+		check_fail(__FILE__, __LINE__,
+		           "%s cut at %zu (%zu cuts): %d at %zu '%s', whole: %d "
+		           "at %zu '%s'",
+		           s, n ? cuts[0] : 0, n, got, sc.erroff, sc.err ? sc.err : "", want, off,
+		           msg ? msg : "");
+}
+
+/* json_scan fed in any slices gives json_validate's answer, error offsets included. */
+static void test_scan_slices(void)
+{
+	static const char *const inputs[] = {
+	    " {\"a\":[1,-2.5e+3,true,false,null],\"b\":{\"c\":\"\\u00e9\\n\\\"\"}} ",
+	    "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",0,-0.0E-1,{}, [ ] ]",
+	    "\"plain\"",
+	    "12345",
+	    "-0",
+	    "[tru]",
+	    "[1.]",
+	    "[\"\\x\"]",
+	    "[\"\xe2\x82\"]",
+	    "{\"a\" 1}",
+	    "[1,",
+	    "[1] 2",
+	    "{\"k\":\"v\",}",
+	    "nul",
+	    "[\"\\ud83d\\ude00\"]",
+	};
+	size_t i, a, b, len;
+
+	for (i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		size_t *every;
+
+		len = strlen(inputs[i]);
+		for (a = 0; a <= len; a++) {
+			check_sliced(inputs[i], &a, 1);
+			for (b = a; b <= len; b += 3) {
+				size_t two[2] = {a, b};
+
+				check_sliced(inputs[i], two, 2);
+			}
+		}
+		every = malloc(len * sizeof(*every));
+		for (a = 0; a < len; a++)
+			every[a] = a + 1;
+		check_sliced(inputs[i], every, len); /* byte by byte */
+		free(every);
+	}
+}
+
 /* json_type for each kind of value. */
 static void test_types(void)
 {
@@ -783,6 +896,8 @@ int main(void)
 	test_strings();
 	test_depth();
 	test_validate_details();
+	test_error_offsets();
+	test_scan_slices();
 	test_types();
 	test_iterate_array();
 	test_iterate_object();
