@@ -166,22 +166,37 @@ static int parse_bool(struct json_span v, enum field f, int *out, struct proto_e
 	return 0;
 }
 
+int proto_error_malformed(struct proto_error *err, size_t off, const char *what)
+{
+	return proto_error_set(err, PROTO_PARSE_ERROR, -1, "malformed JSON at byte %zu: %s", off,
+	                       what);
+}
+
 int proto_parse_request(const char *line, size_t len, const struct proto_limits *lim,
                         struct proto_request *req, struct proto_error *err)
 {
-	struct json_span v, key, val, fv[F_MAX];
-	struct json_iter it;
+	struct json_span v;
 	const char *msg;
 	size_t off;
+
+	if (json_validate(line, line + len, &v, &msg, &off) < 0) {
+		memset(req, 0, sizeof(*req));
+		return proto_error_malformed(err, off, msg);
+	}
+	return proto_parse_value(v, lim, req, err);
+}
+
+int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct proto_request *req,
+                      struct proto_error *err)
+{
+	struct json_span key, val, fv[F_MAX];
+	struct json_iter it;
 	unsigned seen = 0;
 	int f, r = 0;
 
 	memset(req, 0, sizeof(*req));
 	req->retries = 2;
 	req->timeout_ms = lim->default_timeout_ms;
-	if (json_validate(line, line + len, &v, &msg, &off) < 0)
-		return proto_error_set(err, PROTO_PARSE_ERROR, -1, "malformed JSON at byte %zu: %s",
-		                       off, msg);
 	if (json_type(v) != JSON_OBJECT)
 		return proto_error_set(err, PROTO_PARSE_ERROR, -1,
 		                       "a request must be a JSON object");

@@ -103,6 +103,14 @@ struct proto_error {
  */
 int proto_parse_request(const char *line, size_t len, const struct proto_limits *lim,
                         struct proto_request *req, struct proto_error *err);
+/*
+ * The same for a line already validated (by json_scan as it arrived): v is
+ * its one JSON value. Spans point into v's text.
+ */
+int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct proto_request *req,
+                      struct proto_error *err);
+/* Set err to the parse_error for malformed JSON at byte off (what: the scanner's message). */
+int proto_error_malformed(struct proto_error *err, size_t off, const char *what);
 
 const char *proto_code_name(enum proto_code code);
 const char *proto_op_name(enum proto_op op);
