@@ -77,8 +77,8 @@ struct proto_request {
 	enum proto_on_error on_error;
 	uint32_t chunksize; /* 0 = automatic */
 	uint32_t retries;
-	uint32_t timeout_ms;     /* 0 = none */
-	int has_retries;         /* retries and timeout_ms were given (not defaults) */
+	uint32_t timeout_ms; /* 0 = none */
+	int has_retries;     /* retries and timeout_ms were given (not defaults) */
 	int has_timeout;
 	struct json_span target; /* cancel: the id to cancel */
 	size_t n_items;          /* map, feed: elements of args */
