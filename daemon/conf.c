@@ -993,9 +993,10 @@ static const char *unsafe_file(const struct stat *st, char *msg, size_t n)
 		                                                            : "others",
 		         (unsigned)(st->st_mode & 07777));
 	else if (st->st_uid != 0 && st->st_uid != geteuid())
-		snprintf(msg, n,
-		         "is owned by uid %u, not by root or poold's user (uid %u): refused",
-		         (unsigned)st->st_uid, (unsigned)geteuid());
+		snprintf(
+		    msg, n,
+		    "refused: the file is owned by uid %u, not by root or poold's user (uid %u)",
+		    (unsigned)st->st_uid, (unsigned)geteuid());
 	else
 		return NULL;
 	return msg;

@@ -8,19 +8,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "conf.h"
 #include "config.h"
 #include "proto.h"
 #include "supervisor.h"
 #include "worker.h"
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS CONF_MAX_WORKERS
 
 static void usage(FILE *f)
 {
 	fprintf(
 	    f,
 	    "usage: poold [options]\n"
+	    "       poold --check-config [--config PATH] [--json]\n"
 	    "Run a pool of worker processes that map functions over JSON items.\n\n"
+	    "  -c, --config PATH            read this poold.conf(5) (default "
+	    "/etc/poold/poold.conf\n"
+	    "                               as root, else $XDG_CONFIG_HOME/poold/poold.conf;\n"
+	    "                               a missing default file means built-ins only)\n"
+	    "  -t, --check-config           check the configuration (modules load, programs\n"
+	    "                               answer), print each problem as FILE:LINE: message\n"
+	    "      --json                   with --check-config: print the function table as JSON\n"
 	    "  -s, --socket PATH            listen here (default $POOLD_SOCKET, else\n"
 	    "                               $XDG_RUNTIME_DIR/poold/poold.sock, as root\n"
 	    "                               /run/poold/poold.sock)\n"
@@ -32,11 +42,13 @@ static void usage(FILE *f)
 	    "      --max-connections N      most clients at once (default 1024)\n"
 	    "      --max-inflight N         most requests in flight per client (default 1024)\n"
 	    "      --max-tasks-per-worker N restart a worker after N items (default 0 = never)\n"
+	    "      --max-memory BYTES       most bytes the daemon buffers in all (default 256M)\n"
 	    "      --stop-timeout SEC       on SIGTERM, wait this long for requests (default "
 	    "30)\n"
 	    "  -v, --verbose                debug logging\n"
 	    "  -h, --help                   this help\n"
-	    "  -V, --version                print the version\n",
+	    "  -V, --version                print the version\n"
+	    "Options given here win over the [poold] section of the configuration file.\n",
 	    MAX_WORKERS);
 }
 
@@ -101,6 +113,72 @@ static void tune_malloc(void)
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 }
 
+/* A configuration problem, as nginx -t prints it. */
+static void report(void *arg, const char *file, int line, const char *msg)
+{
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+/* --check-config: everything checked, modules loaded and programs started once; the exit status. */
+static int check_config(struct conf *c, const char *path, int json)
+{
+	struct buf b = {0};
+	int rc = conf_probe(c, report, NULL);
+
+	if (rc == 0 && json) {
+		if (conf_json(c, &b) < 0 || buf_addc(&b, '\n') < 0 ||
+		    fwrite(b.data, 1, b.len, stdout) != b.len)
+			rc = -1;
+		buf_free(&b);
+	} else if (rc == 0 && path) {
+		printf("poold: configuration %s is valid (%zu functions)\n", path, c->n_fns);
+	} else if (rc == 0) {
+		printf("poold: no configuration file: built-in functions only (%zu functions)\n",
+		       c->n_fns);
+	}
+	if (fflush(stdout) != 0)
+		rc = -1;
+	conf_free(c);
+	free(c);
+	return rc == 0 ? 0 : 1;
+}
+
+/*
+ * Load the configuration over the defaults in base: path from --config (must
+ * exist) or the default one (may be absent). NULL after reporting problems.
+ */
+static struct conf *load_config(const char *config, const char *name_as, const struct options *base,
+                                const char **shown)
+{
+	char def[PATH_MAX];
+	const char *path = config ? config : conf_default_path(def, sizeof(def));
+	struct conf *c = calloc(1, sizeof(*c));
+	int rc = -ENOENT;
+
+	if (!c) {
+		fprintf(stderr, "poold: out of memory\n");
+		return NULL;
+	}
+	if (path)
+		rc = conf_load(c, path, name_as, base, report, NULL);
+	if (rc == -ENOENT && config) {
+		fprintf(stderr, "%s: no such file\n", name_as ? name_as : config);
+		rc = -1;
+	} else if (rc == -ENOENT) {
+		rc = conf_load_text(c, "", 0, NULL, base, report, NULL);
+		path = NULL;
+	}
+	if (rc < 0) {
+		free(c);
+		return NULL;
+	}
+	*shown = path ? c->name : NULL;
+	return c;
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -111,7 +189,10 @@ int main(int argc, char **argv)
 		O_MAXCONN,
 		O_MAXINFLIGHT,
 		O_MAXTASKS,
-		O_STOPTIMEOUT
+		O_STOPTIMEOUT,
+		O_MAXMEMORY,
+		O_JSON,
+		O_CONFNAME,
 	};
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -124,63 +205,63 @@ int main(int argc, char **argv)
 	    {"max-inflight", required_argument, NULL, O_MAXINFLIGHT},
 	    {"max-tasks-per-worker", required_argument, NULL, O_MAXTASKS},
 	    {"stop-timeout", required_argument, NULL, O_STOPTIMEOUT},
+	    {"max-memory", required_argument, NULL, O_MAXMEMORY},
+	    {"config", required_argument, NULL, 'c'},
+	    {"config-name", required_argument, NULL, O_CONFNAME},
+	    {"check-config", no_argument, NULL, 't'},
+	    {"json", no_argument, NULL, O_JSON},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct options o = {
-	    .timeout_ms = 0,
-	    .max_line = 64u << 20,
-	    .max_items = 10000000,
-	    .max_pending_items = 20000000,
-	    .max_connections = 1024,
-	    .max_inflight = 1024,
-	    .stop_timeout_s = 30,
-	};
+	struct options o =
+	                   {
+	                       .timeout_ms = 0,
+	                       .max_line = 64u << 20,
+	                       .max_items = 10000000,
+	                       .max_pending_items = 20000000,
+	                       .max_connections = 1024,
+	                       .max_inflight = 1024,
+	                       .stop_timeout_s = 30,
+	                       .max_memory = 256u << 20,
+	                   },
+	               base;
+	/* Options given on the command line, applied again over the file's. */
+	struct {
+		char key[32];
+		const char *value;
+	} given[sizeof(longopts) / sizeof(longopts[0])];
+	size_t n_given = 0, i;
+	const char *config = NULL, *config_name = NULL, *shown = NULL;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int c;
+	int c, idx, check = 0, json = 0, verbose = 0;
+	char err[256];
+	struct conf *cf;
 
 	tune_malloc();
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_mode(argc, argv);
 	o.workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
-	while ((c = getopt_long(argc, argv, "s:w:vhV", longopts, NULL)) != -1) {
+	base = o;
+	while ((c = getopt_long(argc, argv, "s:w:c:tvhV", longopts, &idx)) != -1) {
+		const char *name = NULL;
+
 		switch (c) {
-		case 's':
-			o.socket_path = optarg;
+		case 'c':
+			config = optarg;
 			break;
-		case 'w':
-			o.workers = (int)parse_num("--workers", optarg, 1, MAX_WORKERS);
+		case O_CONFNAME:
+			config_name = optarg;
 			break;
-		case O_TIMEOUT:
-			o.timeout_ms = (uint32_t)parse_num("--timeout-ms", optarg, 0, 86400000);
+		case 't':
+			check = 1;
 			break;
-		case O_MAXLINE:
-			o.max_line = (size_t)parse_num("--max-line", optarg, 1024, 1u << 30);
-			break;
-		case O_MAXITEMS:
-			o.max_items = (size_t)parse_num("--max-items", optarg, 1, UINT32_MAX - 1);
-			break;
-		case O_MAXPENDING:
-			o.max_pending_items =
-			    parse_num("--max-pending-items", optarg, 1, 1ull << 40);
-			break;
-		case O_MAXCONN:
-			o.max_connections = (int)parse_num("--max-connections", optarg, 1, 1 << 20);
-			break;
-		case O_MAXINFLIGHT:
-			o.max_inflight = (int)parse_num("--max-inflight", optarg, 1, 1 << 20);
-			break;
-		case O_MAXTASKS:
-			o.max_tasks_per_worker =
-			    parse_num("--max-tasks-per-worker", optarg, 0, 1ull << 62);
-			break;
-		case O_STOPTIMEOUT:
-			o.stop_timeout_s = (int)parse_num("--stop-timeout", optarg, 0, 86400);
+		case O_JSON:
+			json = 1;
 			break;
 		case 'v':
-			o.verbose++;
+			verbose++;
 			break;
 		case 'h':
 			usage(stdout);
@@ -188,15 +269,61 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("poold %s (protocol %d)\n", POOLD_VERSION, PROTO_VERSION);
 			return 0;
+		case 's':
+			name = "socket";
+			break;
+		case 'w':
+			name = "workers";
+			break;
+		case O_TIMEOUT:
+		case O_MAXLINE:
+		case O_MAXITEMS:
+		case O_MAXPENDING:
+		case O_MAXCONN:
+		case O_MAXINFLIGHT:
+		case O_MAXTASKS:
+		case O_STOPTIMEOUT:
+		case O_MAXMEMORY:
+			name = longopts[idx].name;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
+		if (!name)
+			continue;
+		snprintf(given[n_given].key, sizeof(given[n_given].key), "%s", name);
+		for (i = 0; given[n_given].key[i]; i++)
+			if (given[n_given].key[i] == '-')
+				given[n_given].key[i] = '_';
+		given[n_given].value = optarg;
+		if (!conf_option_set(&o, given[n_given].key, optarg, err, sizeof(err))) {
+			fprintf(stderr, "poold: --%s %s\n", name, err);
+			return 2;
+		}
+		if (n_given + 1 < sizeof(given) / sizeof(given[0]))
+			n_given++;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "poold: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (json && !check) {
+		fprintf(stderr, "poold: --json goes with --check-config\n");
+		return 2;
+	}
+	cf = load_config(config, config_name, &base, &shown);
+	if (!cf)
+		return 1;
+	if (check)
+		return check_config(cf, shown, json);
+	o = cf->opt;
+	for (i = 0; i < n_given; i++)
+		conf_option_set(&o, given[i].key, given[i].value, err, sizeof(err));
+	if (verbose)
+		o.verbose = verbose;
+	o.config_path = config;
+	o.conf = cf;
 	if (!o.socket_path)
 		o.socket_path = default_socket();
 	return supervisor_main(&o);
