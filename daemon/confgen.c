@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pool.h"
 #include "supervisor.h"
+#include "xalloc.h"
 
 static struct confgen *current;
 static uint32_t last_gen;
@@ -89,10 +90,8 @@ static int needs_probe(const struct conf *c)
 /* Take c into a new generation, ready to be made current; NULL after logging. */
 static struct confgen *confgen_new(struct conf *c)
 {
-	struct confgen *g = calloc(1, sizeof(*g));
+	struct confgen *g = xcalloc(1, sizeof(*g));
 
-	if (!g)
-		fatal("out of memory");
 	g->c = *c;
 	g->gen = ++last_gen;
 	g->refs = 1;

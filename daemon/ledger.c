@@ -10,6 +10,7 @@
 #include "pool.h"
 #include "request.h"
 #include "supervisor.h"
+#include "xalloc.h"
 
 static void task_set_state(struct task *t, enum task_state st)
 {
@@ -34,10 +35,8 @@ static void task_set_state(struct task *t, enum task_state st)
 
 struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count)
 {
-	struct task *t = calloc(1, sizeof(*t));
+	struct task *t = xcalloc(1, sizeof(*t));
 
-	if (!t)
-		return NULL;
 	t->id = ++sv.next_task_id;
 	t->req = req;
 	t->fn = req->fn;
@@ -90,11 +89,6 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 		/* The worker answered part of the chunk (its result filled a message). */
 		struct task *rest = request_split_task(r, t, m->count);
 
-		if (!rest) {
-			nn_freemsg(msg);
-			request_abort(r, PROTO_INTERNAL, "out of memory");
-			return;
-		}
 		TAILQ_INSERT_HEAD(&r->retryq, rest, qlink);
 		request_schedule(r);
 	}
@@ -108,11 +102,7 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 	t->first_error = m->first_error;
 	t->n_failed = m->n_errors;
 	if (m->n_errors) {
-		t->failed = malloc(sizeof(*t->failed) * m->n_errors);
-		if (!t->failed) {
-			request_abort(r, PROTO_INTERNAL, "out of memory");
-			return;
-		}
+		t->failed = xmalloc(sizeof(*t->failed) * m->n_errors);
 		for (i = 0; i < m->n_errors; i++)
 			t->failed[i] = wire_error_at(m, i);
 	}
@@ -138,7 +128,7 @@ static void task_fail(struct task *t, enum proto_code code, const char *why)
 	t->result = t->msg;
 	t->first_error = 0;
 	t->n_failed = 1;
-	t->failed = calloc(1, sizeof(*t->failed));
+	t->failed = xcalloc(1, sizeof(*t->failed));
 	sv.items_done++;
 	request_task_done(t->req, t);
 }
@@ -165,10 +155,6 @@ void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code c
 	if (charge && t->count > 1) {
 		struct task *c = request_split_task(r, t, t->count / 2);
 
-		if (!c) {
-			request_abort(r, PROTO_INTERNAL, "out of memory");
-			return;
-		}
 		TAILQ_INSERT_HEAD(&r->retryq, c, qlink);
 		TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
 		request_schedule(r);
@@ -240,10 +226,6 @@ void ledger_dispatch(void)
 			continue;
 		}
 		t = request_next_task(r);
-		if (!t) {
-			request_abort(r, PROTO_INTERNAL, "out of memory");
-			continue;
-		}
 		t->budget_ms = task_budget_ms(r, t);
 		if (pool_send(s, t) < 0) {
 			TAILQ_INSERT_HEAD(&r->retryq, t, qlink);

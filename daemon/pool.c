@@ -19,6 +19,7 @@
 #include "spawn.h"
 #include "supervisor.h"
 #include "worker.h"
+#include "xalloc.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define KILL_GRACE_MS 2000
@@ -248,7 +249,7 @@ static int slot_open_sock(struct slot *s)
 		return r;
 	}
 	s->ev_snd = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_sndfd, s);
-	return s->ev_snd ? 0 : -ENOMEM;
+	return 0;
 }
 
 /* Try again later; a start that failed is not the work's fault. */
@@ -665,9 +666,7 @@ int pool_init(void)
 		return -EIO;
 	}
 	ev_results = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_results, NULL);
-	slots = calloc((size_t)sv.opt.workers, sizeof(*slots));
-	if (!ev_results || !slots)
-		return -ENOMEM;
+	slots = xcalloc((size_t)sv.opt.workers, sizeof(*slots));
 	event_add(ev_results, NULL);
 	for (i = 0; i < sv.opt.workers; i++) {
 		struct slot *s = &slots[i];
@@ -678,8 +677,6 @@ int pool_init(void)
 		s->ev_timer = evtimer_new(sv.base, on_slot_timer, s);
 		s->ev_kill = evtimer_new(sv.base, on_kill_timer, s);
 		s->ev_respawn = evtimer_new(sv.base, on_respawn, s);
-		if (!s->ev_timer || !s->ev_kill || !s->ev_respawn)
-			fatal("out of memory");
 		n_slots = i + 1;
 		slot_start(s);
 	}

@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "reply.h"
 #include "supervisor.h"
+#include "xalloc.h"
 
 /* Chunks stay under this many bytes of items, whatever the item count. */
 #define CHUNK_MAX_BYTES (1024 * 1024)
@@ -86,12 +87,10 @@ static void apply_function_limits(struct request *r)
 }
 
 /* Queue args (n items) for cutting; line (may be NULL) is owned by the batch. */
-static int add_batch(struct request *r, char *line, struct json_span args, size_t n)
+static void add_batch(struct request *r, char *line, struct json_span args, size_t n)
 {
-	struct batch *b = calloc(1, sizeof(*b));
+	struct batch *b = xcalloc(1, sizeof(*b));
 
-	if (!b)
-		return -ENOMEM;
 	b->line = line;
 	json_iter_init(&b->cut, args);
 	b->left = (uint32_t)n;
@@ -101,7 +100,6 @@ static int add_batch(struct request *r, char *line, struct json_span args, size_
 		r->cutting = b;
 	r->n_items += n;
 	sv.items_in_flight += n;
-	return 0;
 }
 
 static void batch_unref(struct request *r, struct batch *b)
@@ -121,15 +119,9 @@ void request_fail(struct request *r, const struct proto_error *err)
 
 int request_start(struct conn *c, char *line, struct proto_request *pr)
 {
-	struct request *r = calloc(1, sizeof(*r));
+	struct request *r = xcalloc(1, sizeof(*r));
 	struct proto_error err;
 
-	if (!r) {
-		proto_error_set(&err, PROTO_INTERNAL, -1, "out of memory");
-		conn_send_error(c, pr->id, &err);
-		free(line);
-		return -ENOMEM;
-	}
 	r->conn = c;
 	r->line = line;
 	r->pr = *pr;
@@ -164,10 +156,8 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 	} else if (check_items(r, r->pr.args, &err) < 0) {
 		goto fail;
 	}
-	if (r->pr.has_args && r->pr.n_items && add_batch(r, NULL, r->pr.args, r->pr.n_items) < 0) {
-		proto_error_set(&err, PROTO_INTERNAL, -1, "out of memory");
-		goto fail;
-	}
+	if (r->pr.has_args && r->pr.n_items)
+		add_batch(r, NULL, r->pr.args, r->pr.n_items);
 	if (r->ended && r->n_items == 0) {
 		request_task_done(r, NULL);
 		return 0;
@@ -198,11 +188,7 @@ void request_feed(struct request *r, char *line, const struct proto_request *pr)
 			request_fail(r, &err);
 			return;
 		}
-		if (add_batch(r, line, pr->args, pr->n_items) < 0) {
-			free(line);
-			request_abort(r, PROTO_INTERNAL, "out of memory");
-			return;
-		}
+		add_batch(r, line, pr->args, pr->n_items);
 	} else {
 		free(line);
 	}
@@ -246,8 +232,8 @@ void request_crashed(struct request *r)
 		ms = CRASH_HOLD_MAX_MS;
 	tv.tv_sec = 0;
 	tv.tv_usec = (suseconds_t)ms * 1000;
-	if (!r->ev_hold && !(r->ev_hold = evtimer_new(sv.base, on_hold, r)))
-		fatal("out of memory");
+	if (!r->ev_hold)
+		r->ev_hold = evtimer_new(sv.base, on_hold, r);
 	evtimer_add(r->ev_hold, &tv);
 }
 

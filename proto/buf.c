@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void (*buf_on_oom)(size_t n);
+
 int buf_reserve(struct buf *b, size_t n)
 {
 	size_t cap;
@@ -22,8 +24,11 @@ int buf_reserve(struct buf *b, size_t n)
 	while (cap - b->len <= n)
 		cap *= 2;
 	p = realloc(b->data, cap);
-	if (!p)
+	if (!p) {
+		if (buf_on_oom)
+			buf_on_oom(cap);
 		return -ENOMEM;
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;

@@ -10,6 +10,12 @@ struct buf {
 	size_t cap;
 };
 
+/*
+ * Called with the size asked for when an allocation fails, before -ENOMEM is
+ * returned; NULL by default. poold sets it to end the process (xalloc.h).
+ */
+extern void (*buf_on_oom)(size_t n);
+
 /* Make sure at least n more bytes fit; returns 0 or -ENOMEM. */
 int buf_reserve(struct buf *b, size_t n);
 int buf_add(struct buf *b, const void *p, size_t n);
