@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "supervisor.h"
 #include "worker.h"
+#include "xalloc.h"
 
 #define MAX_WORKERS CONF_MAX_WORKERS
 
@@ -239,6 +240,7 @@ int main(int argc, char **argv)
 	char err[256];
 	struct conf *cf;
 
+	xalloc_install();
 	tune_malloc();
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_mode(argc, argv);
