@@ -1,4 +1,7 @@
-/* fn_std.c - the built-in "std" function set */
+/*
+ * fn_std.c - the built-in "std" module: compiled into poold, written against
+ * the public module API (poold/module.h) like any user module.
+ */
 #include "fn_std.h"
 
 #include <errno.h>
@@ -9,65 +12,69 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 /* Integer power with overflow and 2^53 checks; floats go through pow(). */
-static int power(struct fn_call *c, int n)
+static int power(struct poold_call *c, int n)
 {
 	double d;
 	int64_t v, r = 1;
 	int is_int, i;
 
-	if (fn_arg_num(c, 0, &d, &is_int, &v) < 0)
+	if (poold_arg_number(c, 0, &d, &is_int, &v) < 0)
 		return -1;
 	if (!is_int)
-		return fn_out_double(c, pow(d, n));
+		return poold_out_double(c, pow(d, n));
 	for (i = 0; i < n; i++)
 		if (__builtin_mul_overflow(r, v, &r))
-			return fn_fail(c, PROTO_OUT_OF_RANGE, "integer result beyond 2^53");
-	return fn_out_int(c, r);
+			return poold_fail(c, POOLD_OUT_OF_RANGE, "integer result beyond 2^53");
+	return poold_out_int(c, r);
 }
 
-static int fn_square(struct fn_call *c)
+static int fn_square(struct poold_call *c)
 {
 	return power(c, 2);
 }
 
-static int fn_cube(struct fn_call *c)
+static int fn_cube(struct poold_call *c)
 {
 	return power(c, 3);
 }
 
-static int fn_cbrt(struct fn_call *c)
+static int fn_cbrt(struct poold_call *c)
 {
 	double d;
 	int64_t v;
 	int is_int;
 
-	if (fn_arg_num(c, 0, &d, &is_int, &v) < 0)
+	if (poold_arg_number(c, 0, &d, &is_int, &v) < 0)
 		return -1;
 	/* cbrtl rounds to the exact root where one exists: cbrt(27) is 3.0, not 3.0000000000000004
 	 */
-	return fn_out_double(c, (double)cbrtl((long double)d));
+	return poold_out_double(c, (double)cbrtl((long double)d));
 }
 
-static int fn_add(struct fn_call *c)
+static int fn_add(struct poold_call *c)
 {
 	double a, b;
 	int64_t ia, ib, r;
 	int ai, bi;
 
-	if (fn_arg_num(c, 0, &a, &ai, &ia) < 0 || fn_arg_num(c, 1, &b, &bi, &ib) < 0)
+	if (poold_arg_number(c, 0, &a, &ai, &ia) < 0 || poold_arg_number(c, 1, &b, &bi, &ib) < 0)
 		return -1;
 	if (ai && bi) {
 		if (__builtin_add_overflow(ia, ib, &r))
-			return fn_fail(c, PROTO_OUT_OF_RANGE, "integer result beyond 2^53");
-		return fn_out_int(c, r);
+			return poold_fail(c, POOLD_OUT_OF_RANGE, "integer result beyond 2^53");
+		return poold_out_int(c, r);
 	}
-	return fn_out_double(c, a + b);
+	return poold_out_double(c, a + b);
 }
 
-static int fn_echo(struct fn_call *c)
+static int fn_echo(struct poold_call *c)
 {
-	return buf_add(c->out, c->argv[0].p, c->argv[0].len);
+	struct poold_value v = poold_arg(c, 0);
+
+	return poold_out_json(c, v.json, v.len);
 }
 
 static void sleep_for_ms(int64_t ms)
@@ -78,87 +85,91 @@ static void sleep_for_ms(int64_t ms)
 		;
 }
 
-static int fn_sleep_ms(struct fn_call *c)
+static int fn_sleep_ms(struct poold_call *c)
 {
 	int64_t ms;
 
-	if (fn_arg_int(c, 0, &ms) < 0)
+	if (poold_arg_int(c, 0, &ms) < 0)
 		return -1;
 	if (ms < 0 || ms > 86400000)
-		return fn_fail(c, PROTO_OUT_OF_RANGE, "sleep_ms takes 0 to 86400000 ms");
+		return poold_fail(c, POOLD_OUT_OF_RANGE, "sleep_ms takes 0 to 86400000 ms");
 	sleep_for_ms(ms);
-	return fn_out_int(c, ms);
+	return poold_out_int(c, ms);
 }
 
-static int fn_getpid(struct fn_call *c)
+static int fn_getpid(struct poold_call *c)
 {
-	buf_printf(c->out, "{\"pid\":%d,\"item\":", (int)getpid());
-	buf_add(c->out, c->argv[0].p, c->argv[0].len);
-	return buf_addc(c->out, '}');
+	struct poold_value v = poold_arg(c, 0);
+
+	if (poold_out_object_begin(c) < 0 || poold_out_key(c, "pid", 3) < 0 ||
+	    poold_out_int(c, getpid()) < 0 || poold_out_key(c, "item", 4) < 0 ||
+	    poold_out_json(c, v.json, v.len) < 0)
+		return -1;
+	return poold_out_object_end(c);
 }
 
-static int fn_fail_item(struct fn_call *c)
+static int fn_fail_item(struct poold_call *c)
 {
-	struct buf msg = {0};
-	int r;
+	struct poold_value v = poold_arg(c, 0);
+	const char *msg;
 
-	if (json_type(c->argv[0]) == JSON_STRING)
-		json_string_decode(c->argv[0], &msg);
-	else
-		buf_add(&msg, c->argv[0].p, c->argv[0].len);
-	r = fn_fail(c, PROTO_FUNCTION_ERROR, "%s", msg.data ? msg.data : "");
-	buf_free(&msg);
-	return r;
+	if (poold_type(v) != POOLD_STRING)
+		return poold_fail(c, POOLD_FUNCTION_ERROR, "%.*s", (int)v.len, v.json);
+	if (poold_string(c, v, &msg, NULL) < 0)
+		return -1;
+	return poold_fail(c, POOLD_FUNCTION_ERROR, "%s", msg);
 }
 
 /* A 64-bit mix (splitmix64 steps), kept within 2^53 so the result is exact in JSON. */
-static int fn_spin(struct fn_call *c)
+static int fn_spin(struct poold_call *c)
 {
 	int64_t n, i;
 	uint64_t h = 0x9e3779b97f4a7c15ull;
 
-	if (fn_arg_int(c, 0, &n) < 0)
+	if (poold_arg_int(c, 0, &n) < 0)
 		return -1;
 	if (n < 0)
-		return fn_fail(c, PROTO_OUT_OF_RANGE, "spin takes a round count >= 0");
+		return poold_fail(c, POOLD_OUT_OF_RANGE, "spin takes a round count >= 0");
 	for (i = 0; i < n; i++) {
 		h += 0x9e3779b97f4a7c15ull;
 		h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
 		h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
 		h ^= h >> 31;
 	}
-	return fn_out_int(c, (int64_t)(h & ((1ull << 53) - 1)));
+	return poold_out_int(c, (int64_t)(h & ((1ull << 53) - 1)));
 }
 
 /* Test hooks: make the worker die in the ways real code does. */
-static int fn_crash(struct fn_call *c)
+static int fn_crash(struct poold_call *c)
 {
 	raise(SIGSEGV);
-	return fn_fail(c, PROTO_INTERNAL, "still alive after SIGSEGV");
+	return poold_fail(c, POOLD_FUNCTION_ERROR, "still alive after SIGSEGV");
 }
 
-static int fn_crash_first(struct fn_call *c)
+static int fn_crash_first(struct poold_call *c)
 {
-	if (c->attempt == 0)
+	struct poold_value v = poold_arg(c, 0);
+
+	if (poold_attempt(c) == 0)
 		raise(SIGSEGV);
-	return buf_add(c->out, c->argv[0].p, c->argv[0].len);
+	return poold_out_json(c, v.json, v.len);
 }
 
-static int fn_abort(struct fn_call *c)
+static int fn_abort(struct poold_call *c)
 {
 	abort();
 }
 
-static int fn_exit_worker(struct fn_call *c)
+static int fn_exit_worker(struct poold_call *c)
 {
 	int64_t st;
 
-	if (fn_arg_int(c, 0, &st) < 0)
+	if (poold_arg_int(c, 0, &st) < 0)
 		return -1;
 	_exit((int)(st & 0xff));
 }
 
-static const struct fn_def defs[] = {
+static const struct poold_function functions[] = {
     {"square", 1, 1, "x*x (exact for integers up to 2^53)", fn_square},
     {"cube", 1, 1, "x*x*x (exact for integers up to 2^53)", fn_cube},
     {"cbrt", 1, 1, "cube root of x, as a float", fn_cbrt},
@@ -176,4 +187,12 @@ static const struct fn_def defs[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-const struct fn_set fn_std_set = {"std", defs};
+const struct poold_module fn_std_module = {POOLD_MODULE_MAGIC,
+                                           POOLD_MODULE_ABI_MAJOR,
+                                           POOLD_MODULE_ABI_MINOR,
+                                           sizeof(struct poold_module),
+                                           "std",
+                                           POOLD_VERSION,
+                                           functions,
+                                           NULL,
+                                           NULL};

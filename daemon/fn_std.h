@@ -1,6 +1,6 @@
-/* fn_std.h - the built-in "std" function set */
+/* fn_std.h - the built-in "std" module (square, echo, sleep_ms, the test hooks, ...) */
 #pragma once
 
-#include "registry.h"
+#include "poold/module.h"
 
-extern const struct fn_set fn_std_set;
+extern const struct poold_module fn_std_module;
