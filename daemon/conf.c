@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "modload.h"
+#include "xalloc.h"
 
 /*
  * Debian's libinih is built with a 200-byte line buffer and cuts longer
@@ -154,7 +155,6 @@ struct parser {
 	size_t len, pos;
 	int line;
 	int errors;
-	int oom;
 	enum section sect;
 	int poold_line;
 	int opt_line[N_OPTDEFS];
@@ -177,34 +177,26 @@ static __attribute__((format(printf, 3, 4))) void fail(struct parser *p, int lin
 	p->report(p->arg, p->c->name, line, msg);
 }
 
-/* strdup that records a failure in p (reported once, at the end). */
-static char *pstrdup(struct parser *p, const char *s, size_t n)
+/* The n bytes at s as a string. */
+static char *xstrndup(const char *s, size_t n)
 {
-	char *d = strndup(s, n);
+	char *d = xmalloc(n + 1);
 
-	if (!d)
-		p->oom = 1;
+	memcpy(d, s, n);
+	d[n] = '\0';
 	return d;
 }
 
 /* Append s to the NULL-terminated vector *v. */
-static int vec_add(struct parser *p, char ***v, char *s)
+static void vec_add(char ***v, char *s)
 {
 	size_t n = 0;
-	char **nv;
 
 	while (*v && (*v)[n])
 		n++;
-	nv = s ? realloc(*v, (n + 2) * sizeof(*nv)) : NULL;
-	if (!nv) {
-		free(s);
-		p->oom = 1;
-		return -1;
-	}
-	nv[n] = s;
-	nv[n + 1] = NULL;
-	*v = nv;
-	return 0;
+	*v = xrealloc(*v, (n + 2) * sizeof(**v));
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
 }
 
 static void vec_free(char **v)
@@ -274,7 +266,7 @@ static int parse_abs_path(struct parser *p, const char *v, char **out, char *err
 		snprintf(err, n, "takes an absolute path, not '%s'", v);
 		return -1;
 	}
-	*out = pstrdup(p, v, strlen(v));
+	*out = xstrdup(v);
 	return 0;
 }
 
@@ -284,14 +276,10 @@ static int parse_abs_path(struct parser *p, const char *v, char **out, char *err
  */
 static int split_words(struct parser *p, const char *v, char ***out, char *err, size_t n)
 {
-	char *w = malloc(strlen(v) + 1);
+	char *w = xmalloc(strlen(v) + 1);
 	size_t len;
 	int in_word;
 
-	if (!w) {
-		p->oom = 1;
-		return 0;
-	}
 	while (*v) {
 		while (isspace((unsigned char)*v))
 			v++;
@@ -320,8 +308,7 @@ static int split_words(struct parser *p, const char *v, char ***out, char *err, 
 				w[len++] = *v++;
 			}
 		}
-		if (vec_add(p, out, pstrdup(p, w, len)) < 0)
-			break;
+		vec_add(out, xstrndup(w, len));
 	}
 	free(w);
 	return 0;
@@ -329,7 +316,7 @@ static int split_words(struct parser *p, const char *v, char ***out, char *err, 
 
 static int fk_description(struct parser *p, struct fn_entry *e, const char *v, char *err, size_t n)
 {
-	e->description = pstrdup(p, v, strlen(v));
+	e->description = xstrdup(v);
 	return 0;
 }
 
@@ -381,7 +368,7 @@ static int fk_env(struct parser *p, struct fn_entry *e, const char *v, char *err
 				rc = -1;
 			}
 		if (rc == 0)
-			vec_add(p, &e->env, pstrdup(p, words[i], strlen(words[i])));
+			vec_add(&e->env, xstrdup(words[i]));
 	}
 	if (rc == 0 && !words) {
 		snprintf(err, n, "takes NAME=VALUE pairs, not nothing");
@@ -407,7 +394,7 @@ static int fk_symbol(struct parser *p, struct fn_entry *e, const char *v, char *
 		snprintf(err, n, "takes 1 to %d of A-Z a-z 0-9 _ . -, not '%s'", NAME_MAX_BYTES, v);
 		return -1;
 	}
-	e->symbol = pstrdup(p, v, strlen(v));
+	e->symbol = xstrdup(v);
 	return 0;
 }
 
@@ -601,7 +588,7 @@ static void function_key(struct parser *p, struct fn_entry *e, int has_kind, str
 /* The [function] section ends: check it as a whole and add it to the table. */
 static void finish_function(struct parser *p)
 {
-	struct fn_entry *e = p->fn, *nf;
+	struct fn_entry *e = p->fn;
 	int seen[N_FKEYS] = {0};
 	int has_kind = section_kind(p, e) == 0;
 	size_t i;
@@ -624,21 +611,15 @@ static void finish_function(struct parser *p)
 		fail(p, seen[FK_MAX_ARGS], "[function %s]: max_args %d is less than min_args %d",
 		     e->name, e->max_args, e->min_args);
 	if (has_kind && e->kind == FN_MODULE && !e->symbol)
-		e->symbol = pstrdup(p, e->name, strlen(e->name));
+		e->symbol = xstrdup(e->name);
 	for (i = 0; i < p->n_keys; i++) {
 		free(p->keys[i].name);
 		free(p->keys[i].value);
 	}
 	p->n_keys = 0;
 	p->fn = NULL;
-	nf = realloc(p->c->fns, (p->c->n_fns + 1) * sizeof(*nf));
-	if (!nf) {
-		p->oom = 1;
-		entry_free(e);
-	} else {
-		p->c->fns = nf;
-		p->c->fns[p->c->n_fns++] = *e;
-	}
+	p->c->fns = xrealloc(p->c->fns, (p->c->n_fns + 1) * sizeof(*p->c->fns));
+	p->c->fns[p->c->n_fns++] = *e;
 	free(e);
 }
 
@@ -675,12 +656,8 @@ static void begin_function(struct parser *p, const char *name, size_t n)
 		     name, old->where.line);
 		return;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->name = pstrdup(p, name, n))) {
-		free(e);
-		p->oom = 1;
-		return;
-	}
+	e = xcalloc(1, sizeof(*e));
+	e->name = xstrndup(name, n);
 	e->min_args = e->max_args = -1;
 	e->where.file = p->c->name;
 	e->where.line = p->line;
@@ -821,9 +798,7 @@ static void poold_key(struct parser *p, const char *name, const char *value)
 	p->opt_line[i] = p->line;
 	if (optdefs[i].type == T_STR) {
 		free(p->c->socket);
-		v = p->c->socket = pstrdup(p, value, strlen(value));
-		if (!v)
-			return;
+		v = p->c->socket = xstrdup(value);
 	}
 	bit = conf_option_set(&p->c->opt, name, v, err, sizeof(err));
 	if (!bit)
@@ -854,12 +829,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		if (p->n_keys == p->cap_keys) {
 			size_t cap = p->cap_keys ? 2 * p->cap_keys : 16;
 
-			k = realloc(p->keys, cap * sizeof(*k));
-			if (!k) {
-				p->oom = 1;
-				return 1;
-			}
-			p->keys = k;
+			p->keys = xrealloc(p->keys, cap * sizeof(*p->keys));
 			p->cap_keys = cap;
 		}
 		k = &p->keys[p->n_keys++];
@@ -867,14 +837,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		for (i = 0; i < N_FKEYS; i++)
 			if (strcmp(fkeys[i].name, name) == 0)
 				k->def = (int)i;
-		k->name = pstrdup(p, name, strlen(name));
-		k->value = pstrdup(p, value, strlen(value));
+		k->name = xstrdup(name);
+		k->value = xstrdup(value);
 		k->line = p->line;
-		if (!k->name || !k->value) {
-			free(k->name);
-			free(k->value);
-			p->n_keys--;
-		}
 		break;
 	case S_SKIP:
 		break;
@@ -887,22 +852,17 @@ static void add_builtins(struct parser *p)
 {
 	const struct poold_module *m = modload_builtin_module();
 	const struct poold_function *f;
-	struct fn_entry *nf, *e;
+	struct fn_entry *e;
 	size_t n = 0;
 
 	for (f = m->functions; f && f->name; f++)
 		n++;
-	nf = realloc(p->c->fns, (p->c->n_fns + n) * sizeof(*nf));
-	if (!nf) {
-		p->oom = 1;
-		return;
-	}
-	p->c->fns = nf;
+	p->c->fns = xrealloc(p->c->fns, (p->c->n_fns + n) * sizeof(*p->c->fns));
 	for (f = m->functions; f && f->name; f++) {
 		e = &p->c->fns[p->c->n_fns++];
 		memset(e, 0, sizeof(*e));
-		e->name = pstrdup(p, f->name, strlen(f->name));
-		e->description = f->doc ? pstrdup(p, f->doc, strlen(f->doc)) : NULL;
+		e->name = xstrdup(f->name);
+		e->description = f->doc ? xstrdup(f->doc) : NULL;
 		e->kind = FN_BUILTIN;
 		e->min_args = f->min_args;
 		e->max_args = f->max_args;
@@ -933,8 +893,6 @@ static int parse(struct conf *c, const struct options *base, int errors, conf_re
 		free(p.fn);
 	}
 	add_builtins(&p);
-	if (p.oom)
-		fail(&p, 0, "out of memory");
 	if (p.errors) {
 		conf_free(c);
 		return -1;
@@ -946,13 +904,8 @@ int conf_load_text(struct conf *c, const char *text, size_t len, const char *nam
                    const struct options *base, conf_report report, void *arg)
 {
 	memset(c, 0, sizeof(*c));
-	c->name = strdup(name_as ? name_as : "poold.conf");
-	c->text = malloc(len + 1);
-	if (!c->name || !c->text) {
-		report(arg, name_as ? name_as : "poold.conf", 0, "out of memory");
-		conf_free(c);
-		return -1;
-	}
+	c->name = xstrdup(name_as ? name_as : "poold.conf");
+	c->text = xmalloc(len + 1);
 	memcpy(c->text, text, len);
 	c->text[len] = '\0';
 	c->text_len = len;
@@ -964,9 +917,7 @@ static int read_all(struct conf *c, int fd, size_t size)
 {
 	ssize_t r;
 
-	c->text = malloc(size + 1);
-	if (!c->text)
-		return -ENOMEM;
+	c->text = xmalloc(size + 1);
 	while (c->text_len < size) {
 		r = read(fd, c->text + c->text_len, size - c->text_len);
 		if (r < 0 && errno == EINTR)
@@ -1044,12 +995,10 @@ int conf_load(struct conf *c, const char *path, const char *name_as, const struc
 		close(fd);
 		return -1;
 	}
-	c->path = strdup(path);
-	c->name = strdup(shown);
+	c->path = xstrdup(path);
+	c->name = xstrdup(shown);
 	rc = S_ISREG(st.st_mode) ? read_all(c, fd, (size_t)st.st_size) : -EINVAL;
 	close(fd);
-	if (rc == 0 && (!c->path || !c->name))
-		rc = -ENOMEM;
 	if (rc < 0) {
 		if (rc != -EINVAL) {
 			snprintf(msg, sizeof(msg), "cannot read: %s", strerror(-rc));

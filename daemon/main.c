@@ -156,13 +156,9 @@ static struct conf *load_config(const char *config, const char *name_as, const s
 {
 	char def[PATH_MAX];
 	const char *path = config ? config : conf_default_path(def, sizeof(def));
-	struct conf *c = calloc(1, sizeof(*c));
+	struct conf *c = xcalloc(1, sizeof(*c));
 	int rc = -ENOENT;
 
-	if (!c) {
-		fprintf(stderr, "poold: out of memory\n");
-		return NULL;
-	}
 	if (path)
 		rc = conf_load(c, path, name_as, base, report, NULL);
 	if (rc == -ENOENT && config) {

@@ -20,6 +20,7 @@
 #include "fn_program.h"
 #include "modload.h"
 #include "spawn.h"
+#include "xalloc.h"
 
 /*
  * The checker loads modules and starts programs (each program has its own
@@ -193,7 +194,7 @@ static int apply_json(struct conf *c, const struct buf *out)
 		    max->valuedouble <= POOLD_MAX_ARGS)
 			e->max_args = (int)max->valuedouble;
 		if (cJSON_IsString(doc) && !e->description)
-			e->description = strdup(doc->valuestring);
+			e->description = xstrdup(doc->valuestring);
 	}
 	cJSON_Delete(root);
 	return 0;
