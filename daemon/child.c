@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -217,11 +218,11 @@ static int write_in(struct child *c, struct child_io *io)
 			return 0;
 		/* The reader is gone: what it did not take is dropped. */
 		io->in_left = 0;
-		close_fd(&c->in);
 		return errno == EPIPE ? 0 : -errno;
 	}
 	io->in_p += n;
 	io->in_left -= (size_t)n;
+	io->in_done += (size_t)n;
 	if (io->in_left == 0 && io->close_in)
 		close_fd(&c->in);
 	return 0;
@@ -311,6 +312,15 @@ int child_pump(struct child *c, struct child_io *io, int ms)
 			return rc;
 	}
 	return 0;
+}
+
+size_t child_unread(const struct child *c)
+{
+	int n = 0;
+
+	if (c->in < 0 || ioctl(c->in, FIONREAD, &n) < 0 || n < 0)
+		return 0;
+	return (size_t)n;
 }
 
 void child_kill_group(pid_t pgid)

@@ -21,6 +21,7 @@ struct child {
 struct child_io {
 	const char *in_p; /* bytes still to write to stdin */
 	size_t in_left;
+	size_t in_done;  /* bytes written so far */
 	int close_in;    /* close stdin once in_left reaches 0 */
 	struct buf *out; /* stdout is appended here ... */
 	size_t out_max;  /* ... while out->len < out_max */
@@ -43,12 +44,14 @@ int child_spawn(struct child *c, char *const argv[], char *const env[], const ch
                 int pipe_in);
 /*
  * Wait up to ms (-1: no limit) for stdin room, output or the child's exit,
- * then move what can move: write io's input (without SIGPIPE: a closed stdin
- * drops the rest), read stdout into io->out, hand stderr to io->on_err, reap
- * the child when it has exited. Returns 0, -ETIMEDOUT when nothing happened
- * in time, -ENOBUFS when stdout has more than io->out_max bytes, or -errno.
+ * then move what can move: write io's input (without SIGPIPE: when the reader
+ * is gone the rest is dropped, stdin stays open for child_unread), read stdout into io->out, hand
+ * stderr to io->on_err, reap the child when it has exited. Returns 0, -ETIMEDOUT when nothing
+ * happened in time, -ENOBUFS when stdout has more than io->out_max bytes, or -errno.
  */
 int child_pump(struct child *c, struct child_io *io, int ms);
+/* Bytes written to c's stdin that it has not read (0 when stdin is closed). */
+size_t child_unread(const struct child *c);
 /* SIGKILL a process group (async-signal-safe; 0 does nothing). */
 void child_kill_group(pid_t pgid);
 /*

@@ -395,44 +395,55 @@ static void request_line(struct buf *b, const struct fn_entry *e, const struct w
 		fatal("out of memory");
 }
 
-void program_run_task(const struct fn_entry *e, const struct wire_msg *t, struct task_out *o)
+/*
+ * Send task t's request and read the reply line. Returns its length, or -1
+ * when the program ended without reading any of the request (it left between
+ * tasks, so nothing is its fault: start another), or exits the worker.
+ */
+static long exchange(struct program *p, const struct buf *req, struct task_out *o)
 {
-	static struct buf req;
-	struct program *p = program_get(e);
-	struct child_io io;
+	struct child_io io = io_for(p, o->limit + PROGRAM_REPLY_SLACK);
 	char why[256];
 	long len;
 
-	io = io_for(p, o->limit + PROGRAM_REPLY_SLACK);
-	if (p->c.pid > 0) {
-		/* A line written before its request would be taken as the next reply. */
-		int i;
-
-		for (i = 0; i < 64 && p->c.out >= 0 && !p->out.len; i++)
-			if (child_pump(&p->c, &io, 0) < 0)
-				break;
-		if (p->out.len)
-			program_fail(p, "wrote to stdout without a request: %.60s", p->out.data);
-		if (p->c.out < 0) {
-			describe_end(p, why, sizeof(why));
-			log_warn("program %s (pid %d) %s between tasks; restarting it", e->name,
-			         (int)p->c.pid, why);
-			program_stop(p, 0);
-		}
-	}
-	program_ensure(p);
-	request_line(&req, e, t);
-	io.in_p = req.data;
-	io.in_left = req.len;
+	/* A line written before its request would be taken as its reply. */
+	if (child_pump(&p->c, &io, 0) == 0 && p->out.len)
+		program_fail(p, "wrote to stdout without a request: %.60s", p->out.data);
+	io.in_p = req->data;
+	io.in_left = req->len;
 	len = read_line(p, &io, 0, why, sizeof(why));
+	if (len < 0 && p->c.out < 0 && child_unread(&p->c) == io.in_done) {
+		log_info("program %s (pid %d) %s before reading a request; starting another",
+		         p->e->name, (int)p->c.pid, why);
+		program_stop(p, 0);
+		return -1;
+	}
 	if (len < 0)
 		program_fail(p, "%s", why);
 	if (io.in_left)
 		program_fail(p, "answered before reading its whole request");
-	p->out.data[len] = '\0';
-	take_reply(p, p->out.data, (size_t)len, t->count, o);
 	if (p->out.len > (size_t)len + 1)
 		program_fail(p, "wrote more than one line for one request");
+	return len;
+}
+
+void program_run_task(const struct fn_entry *e, const struct wire_msg *t, struct task_out *o)
+{
+	static struct buf req;
+	struct program *p = program_get(e);
+	long len;
+
+	request_line(&req, e, t);
+	program_ensure(p);
+	len = exchange(p, &req, o);
+	if (len < 0) {
+		program_ensure(p);
+		len = exchange(p, &req, o);
+	}
+	if (len < 0)
+		program_fail(p, "ended twice before reading a request");
+	p->out.data[len] = '\0';
+	take_reply(p, p->out.data, (size_t)len, t->count, o);
 	consume_line(p, (size_t)len);
 	if (e->max_tasks_per_worker && ++p->tasks >= e->max_tasks_per_worker) {
 		log_debug("program %s (pid %d) ran %llu tasks; recycling it", e->name,
