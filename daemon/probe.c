@@ -274,7 +274,7 @@ int conf_resolve(struct conf *c, const char *exe, const char *copy, conf_report 
 	struct buf bo = {0}, be = {0};
 	char msg[256], *line, *save = NULL;
 	struct timespec ts;
-	int out, err, st = 0, rc;
+	int out, err, st = 0, rc, lines = 0, failed = 1;
 	pid_t pid = start_checker(c, exe, copy, &out, &err);
 
 	if (pid < 0) {
@@ -293,24 +293,26 @@ int conf_resolve(struct conf *c, const char *exe, const char *copy, conf_report 
 		;
 	if (be.len && buf_addc(&be, '\0') == 0)
 		for (line = strtok_r(be.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		     line = strtok_r(NULL, "\n", &save), lines++)
 			report_line(c, exe, line, report, arg);
+	msg[0] = '\0';
 	if (rc == -ETIMEDOUT)
 		snprintf(msg, sizeof(msg), "--check-config took longer than %d s: killed",
 		         RESOLVE_DEADLINE_MS / 1000);
 	else if (rc < 0)
 		snprintf(msg, sizeof(msg), "--check-config: %s", strerror(-rc));
-	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		snprintf(msg, sizeof(msg), "--check-config failed (%s %d)",
-		         WIFEXITED(st) ? "exit status" : "signal",
-		         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	else if (apply_json(c, &bo) < 0)
+	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		if (!lines) /* else its own lines said why */
+			snprintf(msg, sizeof(msg), "--check-config failed (%s %d)",
+			         WIFEXITED(st) ? "exit status" : "signal",
+			         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	} else if (apply_json(c, &bo) < 0)
 		snprintf(msg, sizeof(msg), "--check-config --json answered no function table");
 	else
-		msg[0] = '\0';
+		failed = 0;
 	if (msg[0])
 		report(arg, exe, 0, msg);
 	buf_free(&bo);
 	buf_free(&be);
-	return msg[0] ? -1 : 0;
+	return failed ? -1 : 0;
 }

@@ -364,4 +364,57 @@ def test_bad_flag():
     check_eq(p.returncode, 2, "exit status of a bad flag")
 
 
+def example_module(name):
+    """An example module built beside poold (examples/modules in the build dir)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(harness.poold_bin()))),
+                        "examples", "modules", name + ".so")
+    if not os.path.exists(path):
+        raise Skip("%s is not built" % path)
+    return path
+
+
+def test_arity_learnt():
+    # The supervisor loads no user code: it learns a module's and a program's arity
+    # and description from poold --check-config --json run on its copy of the file.
+    text = ("[function wc]\nkind = module\nmodule = %s\nsymbol = wordcount\n"
+            "[function slugify]\nkind = program\ncommand = python3 %s\n"
+            "[function shout]\nkind = program\ncommand = python3 %s\n"
+            "description = mine\nmin_args = 1\nmax_args = 1\n" %
+            (example_module("textstats"),
+             os.path.join(harness.SRCROOT, "examples", "programs", "pyfuncs.py"),
+             os.path.join(harness.SRCROOT, "examples", "programs", "pyfuncs.py")))
+    with ConfDir(text) as d:
+        rc, out, err = run_check(d.dir, ["--config", "poold.conf", "--json"])
+        check_eq((rc, err), (0, []), "--check-config --json with a module and programs")
+        fns = {f["name"]: f for f in json.loads(out)["functions"]}
+        check_eq((fns["wc"]["min_args"], fns["wc"]["max_args"]), (1, 1), "the module's arity")
+        check(fns["wc"]["description"].startswith('{"lines":L'), "the module's description")
+        with Daemon(workers=1, args=["--config", d.path]) as dm:
+            reply = dm.call({"op": "functions"})
+            got = {f["name"]: f for f in reply["functions"]}
+            check_eq((got["wc"]["kind"], got["wc"]["min_args"], got["wc"]["max_args"]),
+                     ("module", 1, 1), "the module function as the daemon lists it")
+            check_eq(got["wc"]["doc"], fns["wc"]["description"], "its description")
+            check_eq((got["shout"]["kind"], got["shout"]["doc"]), ("program", "mine"),
+                     "a program function's own description")
+            check_results(dm.call({"op": "map", "fn": "wc", "args": ["a b\nc"]}),
+                          [{"lines": 1, "words": 3, "bytes": 5}], "the module at work")
+            check_results(dm.call({"op": "map", "fn": "slugify", "args": ["Hello, World!"]}),
+                          ["hello-world"], "the program at work")
+
+
+def test_daemon_probe_fails():
+    # A program that cannot answer its handshake stops the daemon at start, with the
+    # checker's line relayed as it printed it.
+    with ConfDir("[function bad]\nkind = program\ncommand = /bin/false\n") as d:
+        p = harness.run([harness.poold_bin(), "--socket", os.path.join(d.dir, "s.sock"),
+                         "--config", d.path], timeout=60, env={"TMPDIR": d.dir})
+    lines = p.stderr.decode().splitlines()
+    want = "%s:1: [function bad]: program /bin/false exited with status 1" % d.path
+    check(any(l.endswith("error: " + want) for l in lines),
+          "the checker's line in the daemon's log: %s" % lines)
+    check_eq(sum(1 for l in lines if "[function bad]" in l), 1, "said once: %s" % lines)
+    check_eq(p.returncode, 1, "the daemon's exit status")
+
+
 harness.main(globals())
