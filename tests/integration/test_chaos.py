@@ -14,10 +14,40 @@ KILL_EVERY = 0.020
 MIN_KILLS = 50
 
 
+# A worker program written with the Python helper (no file: python3 -c).
+PROGRAM_CONF = """
+[function double]
+kind = program
+command = python3 -c "import poold.worker as w; w.register(lambda x: 2 * x, 'double'); w.serve()"
+env = PYTHONPATH=%s
+""" % os.path.join(harness.SRCROOT, "python")
+
+
 def test_kill_workers_during_map():
     """Maps of 200,000 items are repeated until 50 kills landed while a map ran."""
+    chaos([("square", lambda i: i * i), ("echo", lambda i: i)])
+
+
+def test_kill_workers_during_program_map():
+    """The same with a worker program: killed with its worker, restarted, results exact."""
+    chaos([("double", lambda i: 2 * i)], config=PROGRAM_CONF, n_items=50000, min_kills=25)
+
+    def programs():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if b"w.register(lambda x: 2 * x, 'double')" in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+        return [p for p in found if harness.pid_alive(p)]
+    harness.wait_until(lambda: not programs(), 10, "no worker program to outlive poold")
+
+
+def chaos(fns, config=None, n_items=N_ITEMS, min_kills=MIN_KILLS):
     rng = random.Random(4242)
-    with Daemon(workers=4) as d, d.client() as c, d.client() as watcher:
+    with Daemon(workers=4, config=config) as d, d.client() as c, d.client() as watcher:
         active = threading.Event()
         done = threading.Event()
         kills = []
@@ -47,10 +77,9 @@ def test_kill_workers_during_map():
         deadline = time.monotonic() + 150
         rounds = 0
         try:
-            while len(kills) < MIN_KILLS and time.monotonic() < deadline:
-                fn, want = ("square", lambda i: i * i) if rounds % 2 == 0 else \
-                    ("echo", lambda i: i)
-                items = list(range(rounds, rounds + N_ITEMS))
+            while len(kills) < min_kills and time.monotonic() < deadline:
+                fn, want = fns[rounds % len(fns)]
+                items = list(range(rounds, rounds + n_items))
                 t0 = time.monotonic()
                 n0 = len(kills)
                 c.send({"id": rounds, "op": "map", "fn": fn, "args": items, "chunksize": 500,
@@ -61,11 +90,11 @@ def test_kill_workers_during_map():
                 finally:
                     active.clear()
                 print("round %d: map %s of %d items in %.1fs, %d workers killed" %
-                      (rounds, fn, N_ITEMS, time.monotonic() - t0, len(kills) - n0), flush=True)
+                      (rounds, fn, n_items, time.monotonic() - t0, len(kills) - n0), flush=True)
                 check(r.get("ok") is True, "round %d: the map failed: %s" %
                       (rounds, harness._short(r)))
                 res = r["results"]
-                check_eq(len(res), N_ITEMS, "round %d: number of results" % rounds)
+                check_eq(len(res), n_items, "round %d: number of results" % rounds)
                 bad = [k for k, i in enumerate(items) if res[k] != want(i)]
                 check(not bad, "round %d: %d wrong results, first at %s: %s" %
                       (rounds, len(bad), bad[:5], [res[k] for k in bad[:5]]))
@@ -75,7 +104,7 @@ def test_kill_workers_during_map():
             active.clear()
             t.join(30)
         check(not errors, "killer thread failed: %s" % errors)
-        check(len(kills) >= MIN_KILLS, "only %d workers were killed during %d maps" %
+        check(len(kills) >= min_kills, "only %d workers were killed during %d maps" %
               (len(kills), rounds))
         # Still healthy: every slot comes back, nothing in flight, work is done right.
         st = d.wait_quiet(timeout=60, connections=3)
