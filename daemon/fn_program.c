@@ -156,11 +156,12 @@ static int arity_of(struct json_span v)
 
 /*
  * Check a handshake line: {"poold":1,"functions":[NAME or {"name":..,
- * "min_args":..,"max_args":..}, ...]} serving e->name. Fills *min and *max
- * (-1 when not declared). Returns 0, or -1 with why set.
+ * "min_args":..,"max_args":..,"description":..}, ...]} serving e->name.
+ * Fills *min and *max (-1 when not declared) and desc (when given). Returns
+ * 0, or -1 with why set.
  */
 static int parse_handshake(const struct fn_entry *e, const char *line, size_t len, int *min,
-                           int *max, char *why, size_t n)
+                           int *max, struct buf *desc, char *why, size_t n)
 {
 	struct json_span v, key, val, fns = {0}, f;
 	struct json_iter it, fi;
@@ -202,6 +203,9 @@ static int parse_handshake(const struct fn_entry *e, const char *line, size_t le
 					lo = arity_of(val);
 				else if (json_string_eq(key, "max_args"))
 					hi = arity_of(val);
+				else if (json_string_eq(key, "description") && desc &&
+				         json_type(val) == JSON_STRING)
+					json_string_decode(val, desc);
 			}
 			if (found) {
 				*min = lo;
@@ -215,7 +219,8 @@ static int parse_handshake(const struct fn_entry *e, const char *line, size_t le
 }
 
 /* Start p's program and take its handshake. Returns 0, or -1 with why set (p left stopped). */
-static int program_start(struct program *p, int *min, int *max, char *why, size_t n)
+static int program_start(struct program *p, int *min, int *max, struct buf *desc, char *why,
+                         size_t n)
 {
 	struct child_io io = io_for(p, PROGRAM_HANDSHAKE_MAX);
 	long len;
@@ -232,7 +237,8 @@ static int program_start(struct program *p, int *min, int *max, char *why, size_
 	}
 	log_debug("program %s started (pid %d)", p->e->name, (int)p->c.pid);
 	len = read_line(p, &io, child_now_ms() + PROGRAM_HANDSHAKE_MS, why, n);
-	if (len >= 0 && parse_handshake(p->e, p->out.data, (size_t)len, min, max, why, n) == 0) {
+	if (len >= 0 &&
+	    parse_handshake(p->e, p->out.data, (size_t)len, min, max, desc, why, n) == 0) {
 		consume_line(p, (size_t)len);
 		return 0;
 	}
@@ -298,7 +304,7 @@ static void program_ensure(struct program *p)
 
 	if (p->c.pid > 0)
 		return;
-	if (program_start(p, &min, &max, why, sizeof(why)) < 0)
+	if (program_start(p, &min, &max, NULL, why, sizeof(why)) < 0)
 		program_fail(p, "%s", why);
 }
 
@@ -468,22 +474,30 @@ void program_stop_all(void)
 int program_probe(struct fn_entry *e, char *err, size_t n)
 {
 	struct program p = {.e = e};
+	struct buf desc = {0};
 	char why[256];
-	int min, max;
+	int min, max, rc = -1;
 
-	if (program_start(&p, &min, &max, why, sizeof(why)) < 0) {
+	if (program_start(&p, &min, &max, &desc, why, sizeof(why)) < 0) {
 		snprintf(err, n, "program %s %s", e->argv[0], why);
-		buf_free(&p.out);
-		buf_free(&p.errline);
-		return -1;
+		goto out;
 	}
-	/* The configuration's min_args and max_args, when set, win over the handshake. */
+	/* What the configuration sets wins over the handshake. */
 	if (min >= 0 && e->min_args < 0)
 		e->min_args = min;
 	if (max >= 0 && e->max_args < 0)
 		e->max_args = max;
+	if (desc.len && !e->description && !(e->description = strdup(desc.data))) {
+		snprintf(err, n, "out of memory");
+		goto out;
+	}
 	program_stop(&p, PROGRAM_STOP_GRACE_MS);
+	rc = 0;
+out:
+	if (p.c.pid > 0)
+		program_stop(&p, 0);
 	buf_free(&p.out);
 	buf_free(&p.errline);
-	return 0;
+	buf_free(&desc);
+	return rc;
 }
