@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "request.h"
 #include "supervisor.h"
@@ -107,6 +108,7 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 			t->failed[i] = wire_error_at(m, i);
 	}
 	sv.items_done += m->count;
+	metrics_items(m->count - m->n_errors, m->n_errors);
 	request_task_done(r, t);
 }
 
@@ -130,6 +132,7 @@ static void task_fail(struct task *t, enum proto_code code, const char *why)
 	t->n_failed = 1;
 	t->failed = xcalloc(1, sizeof(*t->failed));
 	sv.items_done++;
+	metrics_items(0, 1);
 	request_task_done(t->req, t);
 }
 
@@ -153,6 +156,7 @@ void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code c
 	if (charge == LOST_CRASH)
 		request_crashed(r);
 	if (charge && t->count > 1) {
+		metrics_retry();
 		struct task *c = request_split_task(r, t, t->count / 2);
 
 		TAILQ_INSERT_HEAD(&r->retryq, c, qlink);
@@ -166,6 +170,7 @@ void ledger_task_lost(struct task *t, enum lost_charge charge, enum proto_code c
 		task_fail(t, code, why);
 		return;
 	}
+	metrics_retry();
 	TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
 	request_schedule(r);
 }

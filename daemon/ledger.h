@@ -41,7 +41,8 @@ struct task {
 	 * timeout_ms times the chunk's size later.
 	 */
 	uint64_t budget_ms;
-	void *msg; /* nanomsg result message (nn_freemsg) or malloc'd text */
+	int slow_logged; /* the slow-task log named it already */
+	void *msg;       /* nanomsg result message (nn_freemsg) or malloc'd text */
 	int msg_is_nn;
 	const char *result; /* answered items' values joined by ',' (inside msg) */
 	size_t result_len;

@@ -15,6 +15,7 @@
 
 #include "confgen.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "spawn.h"
 #include "supervisor.h"
@@ -314,6 +315,7 @@ static void slot_start(struct slot *s)
 	s->items_this_worker = 0;
 	s->cg = confgen_ref(cg);
 	evtimer_add(s->ev_timer, &tv);
+	metrics_worker_start();
 	log_debug("worker %u started, pid %d (configuration %u)", s->index, (int)pid, cg->gen);
 }
 
@@ -355,6 +357,7 @@ static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 	s->n_held--;
 	s->items_done += m->count;
 	s->tasks_done++;
+	metrics_task_time(now_ms() - t->sent_ms);
 	s->crashes_in_row = 0;
 	slot_arm_deadline(s);
 	ledger_task_result(t, m, msg);
@@ -523,6 +526,20 @@ static int crashed(const struct slot *s, int status)
 	       (WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGTERM);
 }
 
+static enum metrics_death death_cause(const struct slot *s, int status, int planned,
+                                      int was_starting)
+{
+	if (planned)
+		return DEATH_RETIRED;
+	if (s->kill_code == PROTO_TIMEOUT)
+		return DEATH_TIMEOUT;
+	if (was_starting)
+		return DEATH_START;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_PROGRAM)
+		return DEATH_PROGRAM;
+	return crashed(s, status) ? DEATH_CRASH : DEATH_KILLED;
+}
+
 /* When the slot starts again: at once, or after a backoff for a worker that cannot start. */
 static void slot_restart(struct slot *s)
 {
@@ -558,6 +575,7 @@ static void slot_exited(struct slot *s, int status)
 		log_debug("%s", why);
 	else
 		log_warn("%s", why);
+	metrics_worker_death(death_cause(s, status, planned, was_starting));
 	evtimer_del(s->ev_timer);
 	evtimer_del(s->ev_kill);
 	slot_close_sock(s);
@@ -764,4 +782,33 @@ void pool_status(struct buf *b)
 		           (unsigned long long)s->restarts, s->cg ? s->cg->gen : 0);
 	}
 	buf_adds(b, "]");
+}
+
+void pool_counts(struct pool_counts *pc)
+{
+	int i;
+
+	memset(pc, 0, sizeof(*pc));
+	for (i = 0; i < n_slots; i++) {
+		const struct slot *s = &slots[i];
+
+		if (s->state == SLOT_READY && s->n_held)
+			pc->busy++;
+		else if (s->state == SLOT_READY)
+			pc->idle++;
+		else if (s->state == SLOT_STARTING)
+			pc->starting++;
+		else
+			pc->backoff++;
+	}
+}
+
+int pool_size(void)
+{
+	return n_slots;
+}
+
+struct task *pool_running(int i)
+{
+	return i >= 0 && i < n_slots ? TAILQ_FIRST(&slots[i].held) : NULL;
 }

@@ -38,6 +38,14 @@ int pool_pick(const struct fn_entry *fn);
 int pool_unavailable(char *why, size_t n);
 /* t's request went away while a worker runs it: stop that worker after a short grace. */
 void pool_task_orphaned(struct task *t);
+/* Slots by state, for metrics and systemd's STATUS=. */
+struct pool_counts {
+	int busy, idle, starting, backoff;
+};
+void pool_counts(struct pool_counts *pc);
+/* Number of slots; the task slot i runs now (NULL when none). */
+int pool_size(void);
+struct task *pool_running(int i);
 /* Replace workers of older configurations, one at a time (after a reload). */
 void pool_roll(void);
 /* Send t to slot s: 0, or -EAGAIN when the slot cannot take it now. */

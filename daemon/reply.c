@@ -94,7 +94,23 @@ void reply_map(struct request *r)
 	conn_reply_sent(r->conn);
 }
 
-void reply_failure(struct request *r, struct task *t)
+/* The code of an error object's "code" member (function_error when unknown). */
+static enum proto_code error_code(struct json_span obj)
+{
+	struct json_iter it;
+	struct json_span key, val;
+	int k;
+
+	json_iter_init(&it, obj);
+	while (json_object_next(&it, &key, &val))
+		if (json_string_eq(key, "code"))
+			for (k = 1; k < PROTO_CODE_MAX; k++)
+				if (json_string_eq(val, proto_code_name((enum proto_code)k)))
+					return (enum proto_code)k;
+	return PROTO_FUNCTION_ERROR;
+}
+
+enum proto_code reply_failure(struct request *r, struct task *t)
 {
 	struct evbuffer *out = conn_output(r->conn);
 	struct json_iter it = {t->result, t->result + t->result_len};
@@ -112,6 +128,7 @@ void reply_failure(struct request *r, struct task *t)
 		                    (unsigned long long)(t->first + t->first_error));
 	evbuffer_add(out, "}}\n", 3);
 	conn_reply_sent(r->conn);
+	return error_code(val);
 }
 
 void reply_part_begin(struct reply_part *p, struct request *r, uint64_t first)

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "proto.h"
 
 struct request;
 struct task;
@@ -17,8 +18,11 @@ struct reply_part {
 
 /* Write the whole reply of a map or apply whose items are all answered. */
 void reply_map(struct request *r);
-/* Fail r with the error of task t's item t->first_error, as Pool.map raises. */
-void reply_failure(struct request *r, struct task *t);
+/*
+ * Fail r with the error of task t's item t->first_error, as Pool.map raises;
+ * returns that error's code.
+ */
+enum proto_code reply_failure(struct request *r, struct task *t);
 /* Start a part whose first item has index first. */
 void reply_part_begin(struct reply_part *p, struct request *r, uint64_t first);
 /* Add the first k answers of t (all of them moves the answer without copying). */

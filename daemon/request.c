@@ -8,6 +8,7 @@
 #include "confgen.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "reply.h"
 #include "supervisor.h"
@@ -102,10 +103,18 @@ static void add_batch(struct request *r, char *line, struct json_span args, size
 	sv.items_in_flight += n;
 }
 
+/* r holds delta more bytes of text or results (negative: fewer), for --max-memory. */
+static void request_mem(struct request *r, ssize_t delta)
+{
+	r->mem += (size_t)delta;
+	conn_mem(r->conn, delta);
+}
+
 static void batch_unref(struct request *r, struct batch *b)
 {
 	if (--b->refs)
 		return;
+	request_mem(r, -(ssize_t)b->bytes);
 	TAILQ_REMOVE(&r->batches, b, link);
 	free(b->line);
 	free(b);
@@ -113,6 +122,7 @@ static void batch_unref(struct request *r, struct batch *b)
 
 void request_fail(struct request *r, const struct proto_error *err)
 {
+	metrics_reply(r->pr.op, err->code);
 	conn_send_error(r->conn, r->pr.id, err);
 	request_free(r);
 }
@@ -124,6 +134,7 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 
 	r->conn = c;
 	r->line = line;
+	request_mem(r, (ssize_t)pr->line_len);
 	r->pr = *pr;
 	r->start_ms = now_ms();
 	r->ended = !pr->stream;
@@ -189,6 +200,8 @@ void request_feed(struct request *r, char *line, const struct proto_request *pr)
 			return;
 		}
 		add_batch(r, line, pr->args, pr->n_items);
+		TAILQ_LAST(&r->batches, batch_list)->bytes = pr->line_len;
+		request_mem(r, (ssize_t)pr->line_len);
 	} else {
 		free(line);
 	}
@@ -203,9 +216,17 @@ void request_feed(struct request *r, char *line, const struct proto_request *pr)
 	ledger_dispatch();
 }
 
+/*
+ * A stream is full, and its connection not read, while it holds its window of
+ * items, or holds any while the daemon is over --max-pending-items or
+ * --max-memory: backpressure, not an error (conn.c re-checks full streams
+ * whenever memory or items are released).
+ */
 void request_check_window(struct request *r)
 {
-	int full = r->pr.stream && !r->ended && r->n_items - r->n_written >= r->pr.window;
+	uint64_t held = r->n_items - r->n_written;
+	int full =
+	    r->pr.stream && !r->ended && held && (held >= r->pr.window || conn_over_budget());
 
 	if (full == r->full)
 		return;
@@ -364,9 +385,20 @@ void request_drop_task(struct request *r, struct task *t)
 	if (r->prefix == t)
 		r->prefix = TAILQ_NEXT(t, rlink);
 	TAILQ_REMOVE(&r->tasks, t, rlink);
+	if (t->state == TASK_DONE)
+		request_mem(r, -(ssize_t)t->result_len);
 	if (t->batch)
 		batch_unref(r, t->batch);
 	ledger_task_free(t);
+}
+
+/* Answer r with the error of t's first failed item (Pool.map raises it). */
+static void request_failed_item(struct request *r, struct task *t)
+{
+	enum proto_code code = reply_failure(r, t);
+
+	metrics_reply(r->pr.op, code);
+	metrics_error(code);
 }
 
 /* A map or apply: reply once every item is answered, or at its first failure. */
@@ -375,7 +407,7 @@ static void map_progress(struct request *r)
 	while (r->prefix && r->prefix->state == TASK_DONE) {
 		if (r->prefix->first_error != WIRE_NO_ERROR &&
 		    (r->pr.on_error == ON_ERROR_FAIL || r->pr.op == OP_APPLY)) {
-			reply_failure(r, r->prefix);
+			request_failed_item(r, r->prefix);
 			request_free(r);
 			return;
 		}
@@ -386,6 +418,7 @@ static void map_progress(struct request *r)
 	log_debug("request %.*s: %llu items in %llu ms", (int)r->pr.id.len, r->pr.id.p,
 	          (unsigned long long)r->n_items, (unsigned long long)(now_ms() - r->start_ms));
 	reply_map(r);
+	metrics_reply(r->pr.op, PROTO_OK);
 	request_free(r);
 }
 
@@ -429,12 +462,13 @@ static void stream_progress(struct request *r, struct task *done)
 	if (p.open)
 		reply_part_end(&p, r);
 	if (failed) {
-		reply_failure(r, t);
+		request_failed_item(r, t);
 		request_free(r);
 		return;
 	}
 	if (r->ended && r->n_written == r->n_items) {
 		reply_done(r);
+		metrics_reply(r->pr.op, PROTO_OK);
 		request_free(r);
 		return;
 	}
@@ -443,6 +477,8 @@ static void stream_progress(struct request *r, struct task *done)
 
 void request_task_done(struct request *r, struct task *t)
 {
+	if (t)
+		request_mem(r, (ssize_t)t->result_len);
 	if (r->pr.stream)
 		stream_progress(r, t);
 	else
@@ -492,6 +528,7 @@ void request_free(struct request *r)
 		confgen_unref(r->cg);
 		pool_roll();
 	}
+	conn_mem(r->conn, -(ssize_t)r->mem);
 	free(r->line);
 	free(r);
 	supervisor_check_idle();

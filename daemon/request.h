@@ -22,6 +22,7 @@ struct batch {
 	struct json_iter cut; /* the items not yet cut */
 	uint32_t left;        /* how many */
 	uint32_t refs;        /* tasks pointing into the text, +1 while items are left */
+	size_t bytes;         /* the line's length, counted against --max-memory */
 	TAILQ_ENTRY(batch) link;
 };
 TAILQ_HEAD(batch_list, batch);
@@ -44,6 +45,7 @@ struct request {
 	uint64_t n_failed;         /* stream: failed items written (collect mode) */
 	int ended;                 /* no more items will come */
 	int full;                  /* a stream over its window: its connection is not read */
+	size_t mem;                /* bytes counted against --max-memory: text, results */
 	double ns_per_item;        /* measured cost of one item, 0 until known */
 	struct task_list tasks;    /* tasks not yet written, in item order */
 	struct task *prefix;       /* first task not yet done, NULL when none */
