@@ -224,11 +224,13 @@ int poold_iter_init(struct poold_call *c, struct poold_value v, struct poold_ite
 	struct json_iter ji;
 	enum poold_type t = poold_type(v);
 
+	*it = (struct poold_iter){NULL, NULL, 0};
 	if (t != POOLD_ARRAY && t != POOLD_OBJECT)
 		return fail(c, PROTO_TYPE_ERROR, "value must be an array or an object");
 	json_iter_init(&ji, span(v));
 	it->p = ji.p;
 	it->end = ji.end;
+	it->object = t == POOLD_OBJECT;
 	return 0;
 }
 
@@ -236,7 +238,11 @@ int poold_array_next(struct poold_iter *it, struct poold_value *elem)
 {
 	struct json_iter ji = {it->p, it->end};
 	struct json_span e;
-	int r = json_array_next(&ji, &e);
+	int r;
+
+	if (!it->p || it->object)
+		return 0;
+	r = json_array_next(&ji, &e);
 
 	it->p = ji.p;
 	if (r)
@@ -248,7 +254,11 @@ int poold_object_next(struct poold_iter *it, struct poold_value *key, struct poo
 {
 	struct json_iter ji = {it->p, it->end};
 	struct json_span k, v;
-	int r = json_object_next(&ji, &k, &v);
+	int r;
+
+	if (!it->p || !it->object)
+		return 0;
+	r = json_object_next(&ji, &k, &v);
 
 	it->p = ji.p;
 	if (r) {

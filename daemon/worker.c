@@ -332,12 +332,10 @@ static void run_task(struct worker *w, const struct wire_msg *t)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	buf_reset(&w->out);
 	buf_reset(&w->errbuf);
-	busy = 1;
 	if (!f && e && e->kind == FN_PROGRAM)
 		program_run_task(e, t, &o);
 	else
 		run_items(w, t, e, f, &o);
-	busy = 0;
 	r.count = o.count;
 	r.n_errors = o.n_errors;
 	r.first_error = o.first_error;
@@ -469,13 +467,13 @@ static int next_message(struct worker *w, int rcvfd, void **msg, int *len)
 	                      {.fd = wake_pipe[0], .events = POLLIN}};
 
 	for (;;) {
+		if (stop_requested)
+			return 1;
 		*len = nn_recv(w->pull, msg, NN_MSG, NN_DONTWAIT);
 		if (*len >= 0)
 			return 0;
 		if (nn_errno() != EAGAIN && nn_errno() != EINTR)
 			fatal("nn_recv: %s", nn_strerror(nn_errno()));
-		if (stop_requested)
-			return 1;
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
 	}
@@ -513,8 +511,12 @@ int worker_main(const struct worker_args *a)
 
 		if (next_message(&w, rcvfd, &msg, &n))
 			worker_stop(&w);
+		busy = 1;
+		if (stop_requested) /* SIGTERM came before busy was set: stop, not run */
+			worker_stop(&w);
 		if (wire_decode(msg, (size_t)n, &t) == 0 && t.type == WIRE_TASK)
 			run_task(&w, &t);
+		busy = 0;
 		nn_freemsg(msg);
 	}
 }

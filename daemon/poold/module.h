@@ -107,6 +107,7 @@ struct poold_value {
 struct poold_iter {
 	const char *p;
 	const char *end;
+	int object;
 };
 
 /* Error codes a function fails with (the protocol's item error codes). */
@@ -158,9 +159,12 @@ int poold_string_eq(struct poold_value v, const char *s);
 
 /* Start iterating an array or object (type_error otherwise). */
 int poold_iter_init(struct poold_call *c, struct poold_value v, struct poold_iter *it);
-/* The next element of an array: 1 with *elem set, 0 at the end. */
+/* The next element of an array: 1 with *elem set, 0 at the end (or for an object). */
 int poold_array_next(struct poold_iter *it, struct poold_value *elem);
-/* The next member of an object: 1 with *key (a string value) and *val set, 0 at the end. */
+/*
+ * The next member of an object: 1 with *key (a string value) and *val set, 0
+ * at the end (or for an array).
+ */
 int poold_object_next(struct poold_iter *it, struct poold_value *key, struct poold_value *val);
 /* Number of elements of an array (0 for anything else). */
 size_t poold_array_len(struct poold_value v);

@@ -72,6 +72,8 @@ static int keys(struct poold_call *c)
 	const char *s;
 	size_t len;
 
+	if (poold_type(poold_arg(c, 0)) != POOLD_OBJECT)
+		return poold_fail(c, POOLD_TYPE_ERROR, "keys takes an object");
 	if (poold_iter_init(c, poold_arg(c, 0), &it) < 0 || poold_out_array_begin(c) < 0)
 		return -1;
 	while (poold_object_next(&it, &k, &v))
@@ -109,6 +111,7 @@ static int busy_ms(struct poold_call *c)
 
 	if (poold_arg_int(c, 0, &ms) < 0)
 		return -1;
+	fprintf(stderr, "apitest: busy in pid %d\n", (int)getpid());
 	usleep((useconds_t)ms * 1000);
 	return poold_out_int(c, ms);
 }

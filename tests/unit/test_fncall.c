@@ -305,6 +305,24 @@ static int f_iter_number(struct poold_call *c)
 	return poold_iter_init(c, poold_arg(c, 0), &it);
 }
 
+/* Walking an array as an object (or the reverse) ends at once. */
+static int f_iter_mismatch(struct poold_call *c)
+{
+	struct poold_iter it;
+	struct poold_value k, v;
+	int n = 0;
+
+	if (poold_iter_init(c, poold_arg(c, 0), &it) < 0)
+		return -1;
+	n += poold_object_next(&it, &k, &v);
+	if (poold_iter_init(c, poold_arg(c, 1), &it) < 0)
+		return -1;
+	n += poold_array_next(&it, &v);
+	it = (struct poold_iter){0};
+	n += poold_array_next(&it, &v) + poold_object_next(&it, &k, &v);
+	return poold_out_int(c, n);
+}
+
 static void test_ints(void)
 {
 	OK(f_int, "[0]", "0");
@@ -381,6 +399,7 @@ static void test_nested(void)
 	   "{\"argc\":3,\"type\":6,\"len\":0,\"is_k\":false,\"name\":\"t\",\"missing_arg_type\":"
 	   "0}");
 	FAILS(f_iter_number, "[5]", PROTO_TYPE_ERROR, "array or an object");
+	OK(f_iter_mismatch, "[[1, 2], {\"a\": 1}]", "0");
 }
 
 static void test_builders(void)
