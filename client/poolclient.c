@@ -25,10 +25,12 @@ static void opts_tail(char *tail, size_t n, const struct pool_map_opts *o, int i
 		if (o->chunksize > 0)
 			k += snprintf(tail + k, n - (size_t)k, ",\"chunksize\":%ld", o->chunksize);
 	}
-	if (o && o->retries >= 0)
-		k += snprintf(tail + k, n - (size_t)k, ",\"retries\":%d", o->retries);
-	if (o && o->timeout_ms >= 0)
-		k += snprintf(tail + k, n - (size_t)k, ",\"timeout_ms\":%ld", o->timeout_ms);
+	if (o && poolconn_opt_set(o->retries))
+		k += snprintf(tail + k, n - (size_t)k, ",\"retries\":%ld",
+		              poolconn_opt_wire(o->retries));
+	if (o && poolconn_opt_set(o->timeout_ms))
+		k += snprintf(tail + k, n - (size_t)k, ",\"timeout_ms\":%ld",
+		              poolconn_opt_wire(o->timeout_ms));
 	snprintf(tail + k, n - (size_t)k, "}\n");
 }
 

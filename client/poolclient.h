@@ -27,17 +27,19 @@ extern "C" {
 
 enum pool_errc {
 	POOL_OK = 0,
-	POOL_ECONNECT, /* the socket could not be reached (path, permissions, no daemon) */
-	POOL_EIO,      /* read/write failed or the daemon closed the connection */
-	POOL_EPROTO,   /* the daemon's reply is not valid protocol */
-	POOL_EREQUEST, /* the daemon rejected the request: parse_error, invalid_request,
-	                  unknown_op, unknown_function, bad_arity, too_large, busy,
-	                  shutting_down, duplicate_id, not_found, forbidden, internal, ... */
-	POOL_EJOB,     /* the job failed: function_error, type_error, out_of_range,
-	                  worker_died, timeout, result_too_large, cancelled */
-	POOL_EINVAL,   /* bad argument to a library call (NULL, not an array, ...) */
-	POOL_ENOMEM,   /* out of memory */
-	POOL_EAGAIN,   /* pool_stream_next*(): nothing arrived within timeout_ms; call again */
+	POOL_ECONNECT,  /* the socket could not be reached (path, permissions, no daemon) */
+	POOL_EIO,       /* read/write failed or the daemon closed the connection */
+	POOL_EPROTO,    /* the daemon's reply is not valid protocol */
+	POOL_EREQUEST,  /* the daemon rejected the request: parse_error, invalid_request,
+	                   unknown_op, unknown_function, bad_arity, too_large, busy,
+	                   shutting_down, duplicate_id, not_found, forbidden, internal, ... */
+	POOL_EJOB,      /* the job failed: function_error, type_error, out_of_range,
+	                   worker_died, timeout, result_too_large, cancelled */
+	POOL_EINVAL,    /* bad argument to a library call (NULL, not an array, ...) */
+	POOL_ENOMEM,    /* out of memory */
+	POOL_EAGAIN,    /* pool_stream_next*(): nothing arrived within timeout_ms; call again */
+	POOL_ETIMEDOUT, /* no reply within the client's deadline (pool_set_deadline()); the
+	                   request was cancelled */
 };
 
 struct pool_error {
@@ -47,19 +49,29 @@ struct pool_error {
 	long index;         /* item index the error is about, -1 if none */
 };
 
+/*
+ * Options: a field left 0 (or -1, as written by older programs) means the
+ * default, so a zeroed struct, {0} and POOL_*_OPTS_INIT are all "every default".
+ * What the protocol spells 0 is asked for with POOL_NONE: no retries, no time
+ * limit.
+ */
+#define POOL_NONE (-2)
+
 /* Options of pool_map() and friends; fields that apply also to pool_apply(). */
 struct pool_map_opts {
 	int star;        /* map: each item is an argument array (starmap) */
 	int collect;     /* map: on_error "collect" instead of "fail" */
-	long chunksize;  /* map: items per task, 0 = automatic */
-	int retries;     /* map, apply: retries after a worker death or timeout, -1 = default (2) */
-	long timeout_ms; /* map, apply: per item, 0 = none, -1 = daemon default */
+	long chunksize;  /* map: items per task, 1..1000000; 0 = automatic */
+	int retries;     /* map, apply: retries after a worker death or timeout, 1..100;
+	                    0 = the default (2); POOL_NONE = none */
+	long timeout_ms; /* map, apply: per item, 1..86400000; 0 = the daemon's default;
+	                    POOL_NONE = no limit */
 };
 
-/* The defaults, as pool_map() uses for opts == NULL. */
+/* The defaults, as pool_map() uses for opts == NULL: every field 0. */
 #define POOL_MAP_OPTS_INIT                                                                         \
 	{                                                                                          \
-		.star = 0, .collect = 0, .chunksize = 0, .retries = -1, .timeout_ms = -1           \
+		0                                                                                  \
 	}
 
 typedef struct pool_client pool_client;
@@ -135,18 +147,17 @@ int pool_request_raw(pool_client *c, const char *request_json, size_t len, char 
 struct pool_stream_opts {
 	int star;        /* each item is an argument array (starmap) */
 	int collect;     /* on_error "collect": failed items stand in place, the stream goes on */
-	long chunksize;  /* items per task, 0 = automatic */
-	int retries;     /* retries after a worker death or timeout, -1 = default (2) */
-	long timeout_ms; /* per item, 0 = none, -1 = daemon default */
+	long chunksize;  /* items per task, 1..1000000; 0 = automatic */
+	int retries;     /* as in pool_map_opts: 0 = default (2), POOL_NONE = none */
+	long timeout_ms; /* as in pool_map_opts: 0 = daemon's default, POOL_NONE = no limit */
 	int unordered;   /* parts as items finish, in any order (each still consecutive items) */
 	long window;     /* items the daemon holds at most, 1..1000000; 0 = default (65536) */
 };
 
-/* The defaults, as pool_stream_open() uses for opts == NULL. */
+/* The defaults, as pool_stream_open() uses for opts == NULL: every field 0. */
 #define POOL_STREAM_OPTS_INIT                                                                      \
 	{                                                                                          \
-		.star = 0, .collect = 0, .chunksize = 0, .retries = -1, .timeout_ms = -1,          \
-		.unordered = 0, .window = 0                                                        \
+		0                                                                                  \
 	}
 
 typedef struct pool_stream pool_stream;
@@ -210,6 +221,18 @@ void pool_stream_close(pool_stream *s);
  * 1 to 1000000 allowed. Streams are not affected.
  */
 int pool_set_spin(pool_client *c, long spin_us, struct pool_error *err);
+
+/*
+ * Deadline: every later call of this client that waits for the daemon (map,
+ * apply, ping, status, functions, pool_request_raw, stream open, feed, end,
+ * pool_stream_next*() with timeout_ms -1, pool_stream_close) waits at most ms
+ * milliseconds, counted from the call's start. Past it the call fails with
+ * -POOL_ETIMEDOUT and the request is cancelled (op cancel, sent without
+ * waiting for its answer); the client stays usable. 0 (the default) waits
+ * as long as it takes; 1 to 86400000 allowed. A stream ended this way is
+ * over: pool_stream_close() then only frees it.
+ */
+int pool_set_deadline(pool_client *c, long ms, struct pool_error *err);
 
 /* The file descriptor of the connection (e.g. to poll for hang-up). */
 int pool_fd(const pool_client *c);

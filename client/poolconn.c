@@ -30,7 +30,7 @@ static const char *const job_codes[] = {"function_error", "type_error", "out_of_
 const char *pool_errc_name(int code)
 {
 	static const char *const names[] = {"ok",  "connect", "io",    "protocol", "request",
-	                                    "job", "invalid", "nomem", "again"};
+	                                    "job", "invalid", "nomem", "again",    "timedout"};
 
 	if (code < 0)
 		code = -code;
@@ -185,17 +185,92 @@ void poolconn_iov_advance(struct iovec **iov, int *n, size_t done)
 	}
 }
 
-/* Write all of iov[0..n) with MSG_NOSIGNAL, across partial writes and EINTR. */
-static int send_all(pool_client *c, struct iovec *iov, int n)
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
 {
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t poolconn_until(const pool_client *c)
+{
+	return c->deadline_ms > 0 ? now_ms() + c->deadline_ms : 0;
+}
+
+int poolconn_wait(int fd, short events, int64_t until, struct pool_error *err)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		int64_t left = until ? until - now_ms() : -1;
+		int r;
+
+		if (until && left <= 0)
+			return 0;
+		r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return poolconn_error(err, POOL_EIO, "poll: %s", strerror(errno));
+	}
+}
+
+int pool_set_deadline(pool_client *c, long ms, struct pool_error *err)
+{
+	if (!c || ms < 0 || ms > 86400000)
+		return poolconn_error(err, POOL_EINVAL, "deadline must be 0 to 86400000 ms");
+	c->deadline_ms = ms;
+	return 0;
+}
+
+void poolconn_send_cancel(pool_client *c, int64_t target)
+{
+	char line[96];
+	int n = snprintf(line, sizeof(line),
+	                 "{\"id\":%" PRId64 ",\"op\":\"cancel\",\"target\":%" PRId64 "}\n",
+	                 c->next_id++, target);
+	ssize_t w;
+
+	if (c->broken)
+		return;
+	do
+		w = send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w != n) {
+		/* a part of the line may be out: the daemon drops the connection's requests
+		 * once it sees the end of the connection instead */
+		shutdown(c->fd, SHUT_RDWR);
+		c->broken = 1;
+	}
+}
+
+/*
+ * Write all of iov[0..n) with MSG_NOSIGNAL, across partial writes and EINTR,
+ * until (ms, 0 = none): 0, -errno, or -ETIMEDOUT (*sent tells whether any
+ * byte went out).
+ */
+static int send_all(pool_client *c, struct iovec *iov, int n, int64_t until, int *sent)
+{
+	*sent = 0;
 	while (n > 0) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | (until ? MSG_DONTWAIT : 0));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			if (until && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				int r = poolconn_wait(c->fd, POLLOUT, until, NULL);
+
+				if (r == 0)
+					return -ETIMEDOUT;
+				if (r < 0)
+					return -EIO;
+				continue;
+			}
 			return -errno;
 		}
+		*sent = 1;
 		poolconn_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
@@ -288,17 +363,29 @@ int pool_set_spin(pool_client *c, long spin_us, struct pool_error *err)
 }
 
 /*
- * Read the next reply line (newline replaced by NUL) into *line, blocking,
- * after polling without sleep for up to c->spin_us.
+ * Read the next reply line (newline replaced by NUL) into *line, blocking
+ * until (ms, 0 = none: then -POOL_ETIMEDOUT), after polling without sleep for
+ * up to c->spin_us.
  */
-static int read_line(pool_client *c, struct json_span *line, struct pool_error *err)
+static int read_line(pool_client *c, struct json_span *line, int64_t until, struct pool_error *err)
 {
 	int64_t spin_until = c->spin_us ? now_us() + c->spin_us : 0;
 
 	while (!poolconn_take_line(c, line)) {
 		int spin = spin_until && now_us() < spin_until;
-		int r = poolconn_recv(c, spin ? MSG_DONTWAIT : 0, err);
+		int r;
 
+		if (!spin && until) {
+			r = poolconn_wait(c->fd, POLLIN, until, err);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				return poolconn_error(err, POOL_ETIMEDOUT,
+				                      "no reply within the deadline (%ld ms); the "
+				                      "request was cancelled",
+				                      c->deadline_ms);
+		}
+		r = poolconn_recv(c, spin ? MSG_DONTWAIT : 0, err);
 		if (r < 0)
 			return r;
 	}
@@ -385,13 +472,16 @@ int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, stru
 }
 
 /* Read replies until the one for the request in flight; ok:false becomes an error. */
-static int wait_reply(pool_client *c, struct poolconn_reply *rep, struct pool_error *err)
+static int wait_reply(pool_client *c, struct poolconn_reply *rep, int64_t until,
+                      struct pool_error *err)
 {
 	struct json_span line = {0}, id, eo;
 	int r;
 
 	for (;;) {
-		r = read_line(c, &line, err);
+		r = read_line(c, &line, until, err);
+		if (r == -POOL_ETIMEDOUT)
+			poolconn_send_cancel(c, c->cur_id);
 		if (r < 0)
 			return r;
 		r = poolconn_parse_reply(line, rep, &id, err);
@@ -460,22 +550,34 @@ int poolconn_transact(pool_client *c, const char *body, size_t body_len, const c
 	    {.iov_base = (void *)(uintptr_t)body, .iov_len = body_len},
 	    {.iov_base = (void *)(uintptr_t)tail, .iov_len = strlen(tail)},
 	};
-	int r;
+	int64_t until = poolconn_until(c);
+	int r, sent;
 
 	if (c->broken)
 		return poolconn_error(err, POOL_EIO, "the connection failed earlier; reconnect");
 	if (c->stream)
 		return poolconn_error(err, POOL_EINVAL,
 		                      "a stream is open on this client; end or close it first");
-	r = send_all(c, iov, 3);
+	r = send_all(c, iov, 3, until, &sent);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The daemon may have answered before closing: prefer its reason. */
 		c->broken = 1;
-		return wait_reply(c, rep, err);
+		return wait_reply(c, rep, 0, err);
+	}
+	if (r == -ETIMEDOUT) {
+		if (sent) {
+			/* half a request line is out: only closing the connection ends it */
+			shutdown(c->fd, SHUT_RDWR);
+			c->broken = 1;
+		}
+		return poolconn_error(err, POOL_ETIMEDOUT,
+		                      "the daemon did not read the request within the deadline "
+		                      "(%ld ms)%s",
+		                      c->deadline_ms, sent ? "; the connection was closed" : "");
 	}
 	if (r < 0) {
 		c->broken = 1;
 		return poolconn_error(err, POOL_EIO, "write: %s", strerror(-r));
 	}
-	return wait_reply(c, rep, err);
+	return wait_reply(c, rep, until, err);
 }

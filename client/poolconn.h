@@ -19,6 +19,7 @@ struct pool_client {
 	struct buf tmp;            /* scratch: string decoding, argument copies */
 	int broken;                /* the connection failed; every later call fails at once */
 	long spin_us;              /* pool_set_spin(): poll this long before sleeping */
+	long deadline_ms;          /* pool_set_deadline(): 0 = none */
 	pool_stream *stream;       /* the stream that owns the connection until it ends */
 	struct pool_error lasterr; /* used when the caller passes err == NULL */
 };
@@ -28,6 +29,32 @@ struct poolconn_reply {
 	struct json_span obj;
 	int ok;
 };
+
+/* 1 when option value v asks for something (> 0 or POOL_NONE), 0 for the default. */
+static inline int poolconn_opt_set(long v)
+{
+	return v > 0 || v == POOL_NONE;
+}
+
+/* The value to send for an option that is set (POOL_NONE is the wire's 0). */
+static inline long poolconn_opt_wire(long v)
+{
+	return v == POOL_NONE ? 0 : v;
+}
+
+/* The monotonic time (ms) a call starting now must end by, 0 when c has no deadline. */
+int64_t poolconn_until(const pool_client *c);
+/*
+ * Wait until fd is ready for events or until (ms, 0 = forever) passes:
+ * 1 ready, 0 timed out, -POOL_EIO on a poll failure.
+ */
+int poolconn_wait(int fd, short events, int64_t until, struct pool_error *err);
+/*
+ * Send {"op":"cancel","target":target} without waiting (the reply is dropped
+ * later as stale); when it cannot be written at once the connection is shut down
+ * and marked broken, which cancels everything on it too.
+ */
+void poolconn_send_cancel(pool_client *c, int64_t target);
 
 /* Fill err (printf-style one-line message; err may be NULL) and return -code. */
 int poolconn_error(struct pool_error *err, int code, const char *fmt, ...)

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "json.h"
 #include "poolctl.h"
 
 #define OUT_SIZE 65536
@@ -100,6 +102,22 @@ int poolctl_out_write(const char *p, size_t n)
 	memcpy(out.buf, p, n);
 	out.len = n;
 	return 0;
+}
+
+/* Append one value and a newline: a string decoded when raw, else its JSON text. */
+int poolctl_out_value(struct json_span v, int raw)
+{
+	static struct buf text;
+	int r;
+
+	if (raw && json_type(v) == JSON_STRING) {
+		if (json_string_decode(v, &text) < 0)
+			return -ENOMEM;
+		r = poolctl_out_write(text.data, text.len);
+	} else {
+		r = poolctl_out_write(v.p, v.len);
+	}
+	return r < 0 ? r : poolctl_out_write("\n", 1);
 }
 
 /* Format a count with k/M/G suffix into b ("12", "12.3k", "4.56M"). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -18,8 +19,12 @@
 #define POLL_SOCKET 1
 
 struct streamer {
+	pool_client *c;
 	pool_stream *s;
-	int star, unordered;
+	int star, unordered, raw_in, raw_out;
+	long deadline_ms; /* --deadline, 0 = none */
+	int64_t until;    /* the time it ends (ms, monotonic clock) */
+	char bad[320];    /* the complaint about a bad line; feeding stopped before it */
 	/* input */
 	char *in; /* bytes read from stdin; complete lines first */
 	size_t in_len, in_cap;
@@ -36,29 +41,48 @@ struct streamer {
 	int exit_code; /* RUN_EXIT: the status, its message printed */
 };
 
-/* Append a validated item to the batch; EXIT_USAGE (message printed) when it is not one. */
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Append an item to the batch: 0, 1 when it is bad (st->bad says why; the
+ * items before it are still fed and answered), or EXIT_USAGE (out of memory).
+ */
 static int add_item(struct streamer *st, const char *p, size_t len, const char *what, long n)
 {
-	struct json_span v;
-	const char *msg;
-	size_t off;
+	size_t mark = st->batch.len;
+	char why[200];
+	int r;
 
-	if (json_validate(p, p + len, &v, &msg, &off) < 0) {
-		poolctl_progress_clear();
-		return poolctl_fail(
-		    "%s %ld is not valid JSON: %s at byte %zu (strings need quotes: "
-		    "'\"hello\"')",
-		    what, n, msg, off);
+	if (buf_addc(&st->batch, st->batch_items ? ',' : '[') < 0)
+		return poolctl_fail("out of memory");
+	r = poolctl_item(&st->batch, p, len, st->raw_in, st->star, why, sizeof(why));
+	if (r == -1) {
+		st->batch.len = mark;
+		snprintf(st->bad, sizeof(st->bad), "%s %ld %s", what, n, why);
+		return 1;
 	}
-	if (st->star && json_type(v) != JSON_ARRAY) {
-		poolctl_progress_clear();
-		return poolctl_fail("%s %ld is not a JSON array of arguments", what, n);
-	}
-	if (buf_addc(&st->batch, st->batch_items ? ',' : '[') < 0 ||
-	    buf_add(&st->batch, v.p, v.len) < 0)
+	if (r < 0)
 		return poolctl_fail("out of memory");
 	st->batch_items++;
 	return 0;
+}
+
+/* Give the library the time left before the deadline for its next blocking call. */
+static void arm(struct streamer *st)
+{
+	int64_t left;
+
+	if (!st->until)
+		return;
+	left = st->until - now_ms();
+	pool_set_deadline(st->c, left > 1 ? (long)left : 1, NULL);
 }
 
 /* Send the batch as one feed; 0, or -1 when it failed (feed_err says why, or the stream does). */
@@ -68,6 +92,7 @@ static int feed(struct streamer *st)
 
 	if (st->batch_items == 0)
 		return 0;
+	arm(st);
 	if (buf_addc(&st->batch, ']') == 0)
 		r = pool_stream_feed_text(st->s, st->batch.data, st->batch.len, &st->feed_err);
 	else
@@ -96,9 +121,7 @@ static int write_part(struct streamer *st, long index, const char *text, size_t 
 			r = poolctl_out_write(num, (size_t)k);
 		}
 		if (r == 0)
-			r = poolctl_out_write(e.p, e.len);
-		if (r == 0)
-			r = poolctl_out_write("\n", 1);
+			r = poolctl_out_value(e, st->raw_out);
 		st->done++;
 	}
 	return r;
@@ -133,7 +156,12 @@ static int drain(struct streamer *st)
 	return r == 0 ? RUN_DONE : RUN_FAILED;
 }
 
-/* Take the complete lines in st->in as items; a full batch is fed. 0, 1 (stream ended), or exit. */
+static int end_input(struct streamer *st);
+
+/*
+ * Take the complete lines in st->in as items; a full batch is fed. 0, -1 (the
+ * stream ended, or a bad line ended the input), or an exit status.
+ */
 static int take_lines(struct streamer *st, int at_eof)
 {
 	size_t pos = 0;
@@ -146,8 +174,13 @@ static int take_lines(struct streamer *st, int at_eof)
 		if (!nl && (!at_eof || pos == st->in_len))
 			break;
 		st->lineno++;
-		if (strspn(st->in + pos, " \t\r") < end - pos) {
+		/* blank lines are skipped, but not in raw mode: there they are "" */
+		if (st->raw_in || strspn(st->in + pos, " \t\r") < end - pos) {
 			r = add_item(st, st->in + pos, end - pos, "stdin line", st->lineno);
+			if (r == 1) {
+				end_input(st);
+				return -1;
+			}
 			if (r)
 				return r;
 		}
@@ -167,6 +200,7 @@ static int end_input(struct streamer *st)
 	st->in_done = 1;
 	if (feed(st) < 0)
 		return -1;
+	arm(st);
 	if (pool_stream_end(st->s, &st->feed_err) < 0) {
 		st->feed_failed = 1;
 		return -1;
@@ -222,8 +256,18 @@ static void wait_events(struct streamer *st)
 	    [POLL_SOCKET] = {.fd = pool_stream_fd(st->s), .events = POLLIN},
 	};
 
+	int wait = poolctl_progress_wait();
+
+	if (st->until) {
+		int64_t left = st->until - now_ms();
+
+		if (left < 0)
+			left = 0;
+		if (wait < 0 || left < wait)
+			wait = (int)left;
+	}
 	poolctl_progress_show(st->done, st->in_done ? st->fed : -1, 0);
-	poll(p, 2, poolctl_progress_wait());
+	poll(p, 2, wait);
 }
 
 /* The loop: read what stdin has, feed it, write the results that came, wait. */
@@ -257,6 +301,13 @@ static int run(struct streamer *st)
 		}
 		if (poolctl_out_flush() < 0)
 			return RUN_OUTPUT;
+		if (st->until && now_ms() >= st->until) {
+			st->err = (struct pool_error){.code = POOL_ETIMEDOUT, .index = -1};
+			snprintf(st->err.message, sizeof(st->err.message),
+			         "not done within %ld ms; the request was cancelled",
+			         st->deadline_ms);
+			return RUN_FAILED;
+		}
 		wait_events(st);
 	}
 }
@@ -275,6 +326,8 @@ static int finish(struct streamer *st, int how)
 		return st->exit_code;
 	if (how == RUN_FAILED)
 		return poolctl_report(&st->err);
+	if (st->bad[0])
+		return poolctl_fail("%s", st->bad);
 	nfail = pool_stream_failed(st->s, &first);
 	if (nfail == 0)
 		return 0;
@@ -283,41 +336,43 @@ static int finish(struct streamer *st, int how)
 	return EXIT_JOB;
 }
 
-/*
- * Stream fn over the items of stdin (argc == 1 and argv[0] "-") or of the
- * ARGs, writing results as they come; returns the exit status.
- */
-int poolctl_stream(const char *sock, const char *fn, const struct pool_stream_opts *o, int progress,
+int poolctl_stream(const struct poolctl_args *a, const char *fn, const struct pool_stream_opts *o,
                    int argc, char **argv)
 {
-	struct streamer st = {.star = o->star, .unordered = o->unordered};
-	pool_client *c;
-	int r = 0, i, from_stdin = argc == 1 && strcmp(argv[0], "-") == 0;
+	struct streamer st = {.star = o->star,
+	                      .unordered = o->unordered,
+	                      .raw_in = a->raw_in,
+	                      .raw_out = a->raw_out,
+	                      .deadline_ms = a->deadline_ms};
+	int r = 0, i;
 
-	if (!from_stdin)
+	if (a->deadline_ms > 0)
+		st.until = now_ms() + a->deadline_ms;
+	if (!a->stdin_items)
 		for (i = 0; i < argc && r == 0; i++)
 			r = add_item(&st, argv[i], strlen(argv[i]), "argument", i + 1);
 	if (r) {
 		buf_free(&st.batch);
+		return r == 1 ? poolctl_fail("%s", st.bad) : r;
+	}
+	st.c = poolctl_connect(a, &r);
+	if (!st.c) {
+		buf_free(&st.batch);
 		return r;
 	}
-	c = pool_connect(sock, &st.err);
-	if (!c) {
-		buf_free(&st.batch);
-		return poolctl_report(&st.err);
-	}
-	st.s = pool_stream_open(c, fn, o, &st.err);
+	st.s = pool_stream_open(st.c, fn, o, &st.err);
 	if (!st.s) {
-		pool_close(c);
+		pool_close(st.c);
 		buf_free(&st.batch);
 		return poolctl_report(&st.err);
 	}
-	poolctl_out_init(progress < 0 ? isatty(STDERR_FILENO) : progress);
-	if (!from_stdin)
+	poolctl_out_init(a->progress < 0 ? isatty(STDERR_FILENO) : a->progress);
+	if (!a->stdin_items)
 		end_input(&st);
 	r = finish(&st, run(&st));
+	arm(&st);
 	pool_stream_close(st.s);
-	pool_close(c);
+	pool_close(st.c);
 	buf_free(&st.batch);
 	free(st.in);
 	return r;

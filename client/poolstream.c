@@ -25,10 +25,10 @@ static int open_options(struct buf *b, const struct pool_stream_opts *o)
 		r |= buf_adds(b, ",\"on_error\":\"collect\"");
 	if (o->chunksize > 0)
 		r |= buf_printf(b, ",\"chunksize\":%ld", o->chunksize);
-	if (o->retries >= 0)
-		r |= buf_printf(b, ",\"retries\":%d", o->retries);
-	if (o->timeout_ms >= 0)
-		r |= buf_printf(b, ",\"timeout_ms\":%ld", o->timeout_ms);
+	if (poolconn_opt_set(o->retries))
+		r |= buf_printf(b, ",\"retries\":%ld", poolconn_opt_wire(o->retries));
+	if (poolconn_opt_set(o->timeout_ms))
+		r |= buf_printf(b, ",\"timeout_ms\":%ld", poolconn_opt_wire(o->timeout_ms));
 	if (o->unordered)
 		r |= buf_adds(b, ",\"ordered\":false");
 	if (o->window > 0)
@@ -89,6 +89,7 @@ pool_stream *pool_stream_open(pool_client *c, const char *fn, const struct pool_
 		return NULL;
 	}
 	c->stream = s;
+	s->until = poolconn_until(c);
 	r = poolstream_send_line(s, "", 0, "");
 	if (r == 0)
 		r = poolstream_wait_watch(s, 0);
@@ -117,6 +118,7 @@ int pool_stream_feed_text(pool_stream *s, const char *items_json, size_t len,
 		return poolstream_result(s, err);
 	if (s->ended || s->final)
 		return poolconn_error(err, POOL_EINVAL, "feed after pool_stream_end()");
+	s->until = poolconn_until(s->c);
 	r = poolconn_check_array(&s->scratch, &items_json, &len, &count, err);
 	if (r < 0)
 		return r;
@@ -161,6 +163,7 @@ int pool_stream_end(pool_stream *s, struct pool_error *err)
 	if (buf_printf(&s->line, "{\"id\":%" PRId64 ",\"op\":\"end\"}\n", s->id) < 0)
 		return poolconn_error(err, POOL_ENOMEM, "out of memory");
 	s->ended = 1;
+	s->until = poolconn_until(s->c);
 	r = poolstream_send_line(s, "", 0, "");
 	return poolstream_sent(s, r, err);
 }
@@ -182,6 +185,7 @@ int pool_stream_next_text(pool_stream *s, int timeout_ms, long *index, char **re
 
 	if (!s || !index || !results_json)
 		return poolconn_error(err, POOL_EINVAL, "NULL stream or output");
+	s->until = timeout_ms < 0 ? poolconn_until(s->c) : 0;
 	for (;;) {
 		struct pollfd p = {.fd = s->c ? s->c->fd : -1, .events = POLLIN};
 		int wait = timeout_ms;
@@ -207,8 +211,8 @@ int pool_stream_next_text(pool_stream *s, int timeout_ms, long *index, char **re
 			return poolconn_error(err, POOL_EINVAL,
 			                      "every item fed was answered and the stream is not "
 			                      "ended: waiting would never end");
-		if (timeout_ms > 0) {
-			int64_t left = deadline - now_ms();
+		if (timeout_ms > 0 || s->until) {
+			int64_t left = (timeout_ms > 0 ? deadline : s->until) - now_ms();
 
 			wait = left > 0 ? (int)left : 0;
 		}
@@ -221,6 +225,10 @@ int pool_stream_next_text(pool_stream *s, int timeout_ms, long *index, char **re
 		if (timeout_ms >= 0 && (timeout_ms == 0 || now_ms() >= deadline))
 			return poolconn_error(err, POOL_EAGAIN, "no results within %d ms",
 			                      timeout_ms);
+		if (s->until && now_ms() >= s->until) {
+			poolstream_timeout(s);
+			return poolstream_result(s, err);
+		}
 	}
 }
 
@@ -269,6 +277,7 @@ void pool_stream_close(pool_stream *s)
 	if (!s)
 		return;
 	c = s->c;
+	s->until = poolconn_until(c);
 	if (!s->over && !c->broken) {
 		s->watch_id = c->next_id++;
 		s->watch_seen = 0;
@@ -276,7 +285,8 @@ void pool_stream_close(pool_stream *s)
 		if (buf_printf(&s->line,
 		               "{\"id\":%" PRId64 ",\"op\":\"cancel\",\"target\":%" PRId64 "}\n",
 		               s->watch_id, s->id) < 0 ||
-		    poolstream_send_line(s, "", 0, "") < 0 || poolstream_wait_watch(s, 1) < 0)
+		    poolstream_send_line(s, "", 0, "") < 0 ||
+		    poolstream_wait_watch(s, 1) == -POOL_EIO)
 			c->broken = 1;
 	}
 	if (c->stream == s)

@@ -22,6 +22,7 @@ struct pool_stream {
 	int over;  /* the daemon's done or error line for the stream arrived */
 	int final; /* 0 = running, 1 = done, -code = ended by the error in fin */
 	struct pool_error fin;
+	int64_t until;    /* the public call running must end by then (ms), 0 = no deadline */
 	int64_t watch_id; /* a request of ours besides the stream (ping at open, cancel at close) */
 	int watch_seen;   /* its reply arrived */
 	int watch_ok;     /* and said ok */
@@ -41,9 +42,17 @@ int poolstream_result(pool_stream *s, struct pool_error *err);
 int poolstream_sent(pool_stream *s, int r, struct pool_error *err);
 /* Handle every complete line already received (parts are queued). */
 void poolstream_handle_lines(pool_stream *s);
-/* Receive what is there (or wait for it when block) and handle it; 0 or -POOL_EIO. */
+/*
+ * Receive what is there (or wait for it when block, until s->until) and handle
+ * it; 0, -POOL_EIO or -POOL_ETIMEDOUT (both end the stream).
+ */
 int poolstream_pump(pool_stream *s, int block);
 /* Send one line made of the head in s->line, body and tail, reading replies meanwhile. */
 int poolstream_send_line(pool_stream *s, const char *body, size_t len, const char *tail);
-/* Wait for the reply to s->watch_id (and, when over_too and it was ok, the stream's end). */
+/* The deadline passed: cancel the stream, end it with -POOL_ETIMEDOUT (returned). */
+int poolstream_timeout(pool_stream *s);
+/*
+ * Wait for the reply to s->watch_id (and, when over_too and it was ok, the
+ * stream's end); 0, or the error of poolstream_pump().
+ */
 int poolstream_wait_watch(pool_stream *s, int over_too);

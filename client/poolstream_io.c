@@ -222,7 +222,19 @@ void poolstream_handle_lines(pool_stream *s)
 int poolstream_pump(pool_stream *s, int block)
 {
 	struct pool_error e;
-	int r = poolconn_recv(s->c, block ? 0 : MSG_DONTWAIT, &e);
+	int r;
+
+	if (block && s->until) {
+		r = poolconn_wait(s->c->fd, POLLIN, s->until, &e);
+		if (r == 0)
+			return poolstream_timeout(s);
+		if (r < 0) {
+			stream_over(s);
+			stream_fail(s, &e);
+			return -POOL_EIO;
+		}
+	}
+	r = poolconn_recv(s->c, block ? 0 : MSG_DONTWAIT, &e);
 
 	/* lines received before a failure may say why (shutting_down, ...) */
 	poolstream_handle_lines(s);
@@ -234,6 +246,19 @@ int poolstream_pump(pool_stream *s, int block)
 	return 0;
 }
 
+int poolstream_timeout(pool_stream *s)
+{
+	struct pool_error e;
+
+	poolconn_send_cancel(s->c, s->id);
+	poolconn_error(&e, POOL_ETIMEDOUT,
+	               "no reply within the deadline (%ld ms); the stream was cancelled",
+	               s->c->deadline_ms);
+	stream_over(s);
+	stream_fail(s, &e);
+	return -POOL_ETIMEDOUT;
+}
+
 /*
  * Write iov[0..n) whole, reading and handling replies whenever the socket is
  * full: the daemon stops reading while the stream is over its window, and
@@ -243,10 +268,10 @@ static int send_reading(pool_stream *s, struct iovec *iov, int n)
 {
 	pool_client *c = s->c;
 	struct pool_error e;
+	int iov_whole = 1; /* no byte of the line is out yet */
 
 	while (n > 0) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLOUT};
 		ssize_t w;
 
 		if (c->broken) {
@@ -268,16 +293,33 @@ static int send_reading(pool_stream *s, struct iovec *iov, int n)
 			return stream_fail(s, &e);
 		}
 		if (w < 0) {
-			if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+			int pr = poolconn_wait(c->fd, POLLIN | POLLOUT, s->until, &e);
+
+			if (pr == 0 && iov_whole) {
+				/* nothing of this line is out: the stream can be cancelled */
+				return poolstream_timeout(s);
+			}
+			if (pr == 0) {
+				shutdown(c->fd, SHUT_RDWR);
 				c->broken = 1;
 				stream_over(s);
-				poolconn_error(&e, POOL_EIO, "poll: %s", strerror(errno));
+				poolconn_error(
+				    &e, POOL_ETIMEDOUT,
+				    "the daemon did not read within the deadline (%ld ms); "
+				    "the connection was closed",
+				    c->deadline_ms);
 				return stream_fail(s, &e);
 			}
-			if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && poolstream_pump(s, 0) < 0)
+			if (pr < 0) {
+				c->broken = 1;
+				stream_over(s);
+				return stream_fail(s, &e);
+			}
+			if (poolstream_pump(s, 0) < 0)
 				return -POOL_EIO;
 			continue;
 		}
+		iov_whole = 0;
 		poolconn_iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
@@ -303,8 +345,13 @@ int poolstream_wait_watch(pool_stream *s, int over_too)
 {
 	poolstream_handle_lines(s);
 	while (!s->watch_seen || (over_too && s->watch_ok && !s->over)) {
-		if (s->c->broken || poolstream_pump(s, 1) < 0)
+		int r;
+
+		if (s->c->broken)
 			return -POOL_EIO;
+		r = poolstream_pump(s, 1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
