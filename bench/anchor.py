@@ -9,6 +9,7 @@ always started, and warmed up, before anything is timed; every result is
 checked (outside the timed region).
 """
 
+import hashlib
 import json
 import multiprocessing
 import resource
@@ -223,9 +224,47 @@ def cmd_clients(nclients, napplies, workers):
     return {"clients": nclients, "applies": napplies, "requests": req, "wall_s": wall,
             "rps": req / wall}
 
+def mandelbrot_row(y, w, h, max_iter):
+    """g: escape counts of row y, the same arithmetic as examples/modules/textstats.c."""
+    row = []
+    ci = -1.5 + 3.0 * y / h
+    for x in range(w):
+        cr = -2.0 + 3.0 * x / w
+        zr = zi = 0.0
+        n = 0
+        while n < max_iter and zr * zr + zi * zi <= 4.0:
+            t = zr * zr - zi * zi + cr
+            zi = 2.0 * zr * zi + ci
+            zr = t
+            n += 1
+        row.append(n)
+    return row
+
+
+def rows_digest(rows):
+    """sha256 of the rows as compact JSON: both sides of g check against it."""
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def cmd_mandelbrot(w, h, max_iter, reps, workers):
+    """g: Pool(W).starmap(mandelbrot_row, every row), default chunksize, timed."""
+    w, h, max_iter, reps, workers = int(w), int(h), int(max_iter), int(reps), int(workers)
+    args = [(y, w, h, max_iter) for y in range(h)]
+    times = []
+    with multiprocessing.Pool(workers) as pool:
+        want = rows_digest(pool.starmap(mandelbrot_row, args))  # warm-up
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            got = pool.starmap(mandelbrot_row, args)
+            times.append(time.perf_counter() - t0)
+            if rows_digest(got) != want:
+                raise SystemExit("anchor mandelbrot: results differ between runs")
+    return {"rows": h, "times_s": times, "digest": want}
+
 
 COMMANDS = {"map": cmd_map, "apply": cmd_apply, "spin": cmd_spin, "imap": cmd_imap,
-            "poolmap-rss": cmd_poolmap_rss, "skew": cmd_skew, "clients": cmd_clients}
+            "poolmap-rss": cmd_poolmap_rss, "skew": cmd_skew, "clients": cmd_clients,
+            "mandelbrot": cmd_mandelbrot}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -13,6 +13,7 @@ checked, and nothing is written.
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -114,8 +115,8 @@ def proc_status_kib(pid, field):
 class Daemon:
     """One private poold on TMP/NAME.sock, log in TMP/NAME.log."""
 
-    def __init__(self, cfg, name, workers):
-        self.cfg, self.workers = cfg, workers
+    def __init__(self, cfg, name, workers, args=()):
+        self.cfg, self.workers, self.args = cfg, workers, list(args)
         self.sock = os.path.join(cfg.tmp, name + ".sock")
         self.logpath = os.path.join(cfg.tmp, name + ".log")
         self.proc = None
@@ -125,12 +126,14 @@ class Daemon:
         env.pop("POOLD_SOCKET", None)
         with open(self.logpath, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.cfg.poold, "--socket", self.sock, "--workers", str(self.workers)],
+                [self.cfg.poold, "--socket", self.sock, "--workers", str(self.workers)] +
+                self.args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 start_new_session=True)
         self.cfg.tracker.started(self.proc)
-        self.cfg.commands.append("TMPDIR=%s %s --socket %s --workers %d &" % (
-            self.cfg.tmp, self.cfg.poold, self.sock, self.workers))
+        self.cfg.commands.append("TMPDIR=%s %s --socket %s --workers %d%s &" % (
+            self.cfg.tmp, self.cfg.poold, self.sock, self.workers,
+            "".join(" " + shlex.quote(a) for a in self.args)))
         self.wait_ready()
         return self
 
@@ -450,18 +453,73 @@ def w_f(cfg, main):
                 "%.2fx" % (d["rps"] / py["rps"]), "all %s correct" % fmt_n(nc * na), True)]
 
 
+def map_rows(sock, rows):
+    """One star map of mandelbrot_row over rows on a connection; the results, parsed."""
+    sock.sendall(json.dumps({"id": 1, "op": "map", "fn": "mandelbrot_row", "star": True,
+                             "args": rows}, separators=(",", ":")).encode() + b"\n")
+    chunks = []
+    while not chunks or not chunks[-1].endswith(b"\n"):
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise BenchError("poold closed the connection")
+        chunks.append(chunk)
+    reply = json.loads(b"".join(chunks))
+    if reply.get("ok") is not True:
+        raise BenchError("mandelbrot_row: %s" % str(reply)[:300])
+    return reply["results"]
+
+
+def w_g(cfg, main):
+    """g: Mandelbrot rows in the example C module vs the same function in Python."""
+    w, h, it, reps = cfg.p["g_width"], cfg.p["g_height"], cfg.p["g_iter"], cfg.p["g_reps"]
+    conf = os.path.join(cfg.tmp, "module.conf")
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("[function mandelbrot_row]\nkind = module\nmodule = %s\n" %
+                os.path.abspath(cfg.module))
+    if not cfg.module or not os.path.exists(cfg.module):
+        raise BenchError("no example module (--module %s)" % cfg.module)
+    rows = [[y, w, h, it] for y in range(h)]
+    d = Daemon(cfg, "module", cfg.workers, ["--config", conf]).start()
+    try:
+        times = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(d.sock)
+            got = map_rows(s, rows)  # warm-up
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                got = map_rows(s, rows)
+                times.append(time.perf_counter() - t0)
+    finally:
+        d.stop()
+    cfg.commands.append("# g: %d star maps of mandelbrot_row over %d rows on one connection "
+                        "(bench.py map_rows)" % (reps + 1, h))
+    py = anchor(cfg, "mandelbrot", w, h, it, reps, cfg.workers)
+    digest = hashlib.sha256(json.dumps(got, separators=(",", ":")).encode()).hexdigest()
+    if digest != py["digest"]:
+        raise BenchError("mandelbrot_row: the C module's rows differ from Python's")
+    dm, pm = statistics.median(times), statistics.median(py["times_s"])
+    cfg.detail["g"] = {"poold_times_s": times, "anchor": py}
+    return [row("g. %d Mandelbrot rows (%dx%d, max_iter %d): C module vs the same function "
+                "in Python, rows/s (median of %d)" % (h, w, h, it, reps),
+                fmt_n(h / dm), "%s (Pool(%d).starmap)" % (fmt_n(h / pm), cfg.workers),
+                pm / dm, "%.1fx" % (pm / dm), ">= 5x", pm / dm >= 5.0)]
+
+
 # b: how long the latency-mode client polls for a reply before it sleeps.
 SPIN_US = 1000
 
-WORKLOADS = {"a": w_a, "b": w_b, "c": w_c, "d": w_d, "e": w_e, "f": w_f}
+WORKLOADS = {"a": w_a, "b": w_b, "c": w_c, "d": w_d, "e": w_e, "f": w_f, "g": w_g}
 
 FULL = {"a_items": 1000000, "a_reps": 5, "b_calls": 20000, "b_warmup": 1000, "c_ms": 50,
         "c_reps": 3, "d_items": 10000000, "d_chunksize": 10000, "d_timeout": 600,
         "e_fast": (2000, 1), "e_slow": (20, 200), "e_seed": 4, "e_reps": 3,
-        "f_clients": 200, "f_applies": 500}
+        "f_clients": 200, "f_applies": 500, "g_width": 400, "g_height": 200, "g_iter": 300,
+        "g_reps": 3}
 TINY = {"a_items": 1000, "a_reps": 1, "b_calls": 20, "b_warmup": 2, "c_ms": 2, "c_reps": 1,
         "d_items": 10000, "d_chunksize": 100, "d_timeout": 60, "e_fast": (20, 1),
-        "e_slow": (2, 20), "e_seed": 4, "e_reps": 1, "f_clients": 2, "f_applies": 5}
+        "e_slow": (2, 20), "e_seed": 4, "e_reps": 1, "f_clients": 2, "f_applies": 5,
+        "g_width": 40, "g_height": 20, "g_iter": 50, "g_reps": 1}
 
 
 # --------------------------------------------------------------------- report
@@ -576,7 +634,8 @@ def main():
     ap.add_argument("--client", required=True)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--only", default="abcdef")
+    ap.add_argument("--only", default="abcdefg")
+    ap.add_argument("--module", help="examples/modules/textstats.so (workload g)")
     ap.add_argument("--out")
     ap.add_argument("--json")
     ap.add_argument("--no-poolmap-rss", action="store_true")

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh - issue 4's benchmark: poold against Python's multiprocessing.Pool.
 #
-#   bench/run.sh [--tiny] [--workers N] [--only abcdef] [--build DIR] [--no-poolmap-rss]
+#   bench/run.sh [--tiny] [--workers N] [--only abcdefg] [--build DIR] [--no-poolmap-rss]
 #                [--quiet-wait SEC] [--noisy-retries N]
 #
 # Builds poold in release mode (DIR, default build-bench/ at the repo root; reused
 # when it exists), starts private poold instances on sockets in a fresh temp dir
-# and runs workloads a-f, each beside its Python anchor. Writes BENCHMARKS.md at
+# and runs workloads a-g, each beside its Python anchor. Writes BENCHMARKS.md at
 # the repo root and bench/out/bench.json. --tiny: a few items per workload,
 # correctness only, nothing written; it uses $POOLD_BIN, $POOLCTL_BIN and
 # $BENCH_CLIENT when set (meson test --suite bench sets them) instead of building.
@@ -37,6 +37,7 @@ done
 
 if [ -n "${POOLD_BIN:-}" ] && [ -n "${POOLCTL_BIN:-}" ] && [ -n "${BENCH_CLIENT:-}" ]; then
 	poold=$POOLD_BIN poolctl=$POOLCTL_BIN client=$BENCH_CLIENT
+	module=${TEXTSTATS_SO:-$(dirname "$(dirname "$POOLD_BIN")")/examples/modules/textstats.so}
 else
 	if [ ! -f "$build/build.ninja" ]; then
 		meson setup "$build" "$root" --buildtype=release >&2
@@ -45,8 +46,10 @@ else
 		echo "run.sh: $build is not a release build (meson configure $build -Dbuildtype=release)" >&2
 		exit 2
 	fi
-	ninja -C "$build" daemon/poold client/poolctl bench/bench_client >&2
+	ninja -C "$build" daemon/poold client/poolctl bench/bench_client \
+		examples/modules/textstats.so >&2
 	poold=$build/daemon/poold poolctl=$build/client/poolctl client=$build/bench/bench_client
+	module=$build/examples/modules/textstats.so
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/poold-bench.XXXXXX")
@@ -68,7 +71,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-args=(--tmp "$tmp" --poold "$poold" --poolctl "$poolctl" --client "$client")
+args=(--tmp "$tmp" --poold "$poold" --poolctl "$poolctl" --client "$client" --module "$module")
 if [ "$tiny" = 0 ]; then
 	mkdir -p "$here/out"
 	args+=(--out "$root/BENCHMARKS.md" --json "$here/out/bench.json" "--argv=$argv_text")
