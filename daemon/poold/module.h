@@ -73,15 +73,15 @@ struct poold_module {
 /* Define the module's descriptor: POOLD_MODULE_DEFINE("name", "1.0", table, init, fini); */
 #define POOLD_MODULE_DEFINE(name_, version_, functions_, init_, fini_)                             \
 	POOLD_EXPORT extern const struct poold_module poold_module;                                \
-	POOLD_EXPORT const struct poold_module poold_module = {POOLD_MODULE_MAGIC,                 \
-	                                                       POOLD_MODULE_ABI_MAJOR,             \
-	                                                       POOLD_MODULE_ABI_MINOR,             \
-	                                                       sizeof(struct poold_module),        \
-	                                                       (name_),                            \
-	                                                       (version_),                         \
-	                                                       (functions_),                       \
-	                                                       (init_),                            \
-	                                                       (fini_)}
+	const struct poold_module poold_module = {POOLD_MODULE_MAGIC,                              \
+	                                          POOLD_MODULE_ABI_MAJOR,                          \
+	                                          POOLD_MODULE_ABI_MINOR,                          \
+	                                          sizeof(struct poold_module),                     \
+	                                          (name_),                                         \
+	                                          (version_),                                      \
+	                                          (functions_),                                    \
+	                                          (init_),                                         \
+	                                          (fini_)}
 
 /* The types of JSON values. */
 enum poold_type {
