@@ -59,8 +59,6 @@ int poolctl_report(const struct pool_error *e)
 		fprintf(stderr, "poolctl: item %ld: %s: %s\n", e->index, e->code_name, msg);
 	else if (e->code == POOL_EJOB || e->code == POOL_EREQUEST)
 		fprintf(stderr, "poolctl: %s: %s\n", e->code_name, msg);
-	else if (e->code == POOL_ETIMEDOUT)
-		fprintf(stderr, "poolctl: deadline: %s\n", msg);
 	else
 		fprintf(stderr, "poolctl: %s\n", msg);
 	return e->code == POOL_EJOB ? EXIT_JOB : EXIT_USAGE;
