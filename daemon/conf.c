@@ -29,7 +29,7 @@
 
 /* ------------------------------------------------------------ daemon options */
 
-enum opt_type { T_NUM, T_BYTES, T_STR };
+enum opt_type { T_NUM, T_BYTES, T_STR, T_NAME };
 
 struct optdef {
 	const char *key;
@@ -48,6 +48,7 @@ struct optdef {
 /* The one table of daemon options: main.c's flags and the [poold] keys. */
 static const struct optdef optdefs[] = {
     OPT("socket", T_STR, 1, 107, CONF_OPT_SOCKET, socket_path),
+    OPT("socket_group", T_NAME, 1, 32, CONF_OPT_SOCKET_GROUP, socket_group),
     OPT("workers", T_NUM, 1, CONF_MAX_WORKERS, CONF_OPT_WORKERS, workers),
     OPT("timeout_ms", T_NUM, 0, 86400000, CONF_OPT_TIMEOUT, timeout_ms),
     OPT("max_line", T_BYTES, 1024, 1u << 30, CONF_OPT_MAX_LINE, max_line),
@@ -101,11 +102,11 @@ uint64_t conf_option_set(struct options *o, const char *key, const char *text, c
 		snprintf(err, n, "is not an option");
 		return 0;
 	}
-	if (d->type == T_STR) {
+	if (d->type == T_STR || d->type == T_NAME) {
 		v = strlen(text);
 		if (v < d->min || v > d->max) {
-			snprintf(err, n, "takes a path of %llu to %llu bytes, not '%s'", d->min,
-			         d->max, text);
+			snprintf(err, n, "takes a %s of %llu to %llu bytes, not '%s'",
+			         d->type == T_STR ? "path" : "name", d->min, d->max, text);
 			return 0;
 		}
 		memcpy((char *)o + d->off, &text, sizeof(text));
@@ -796,9 +797,11 @@ static void poold_key(struct parser *p, const char *name, const char *value)
 		return;
 	}
 	p->opt_line[i] = p->line;
-	if (optdefs[i].type == T_STR) {
-		free(p->c->socket);
-		v = p->c->socket = xstrdup(value);
+	if (optdefs[i].type == T_STR || optdefs[i].type == T_NAME) {
+		char **own = optdefs[i].type == T_STR ? &p->c->socket : &p->c->group;
+
+		free(*own);
+		v = *own = xstrdup(value);
 	}
 	bit = conf_option_set(&p->c->opt, name, v, err, sizeof(err));
 	if (!bit)
@@ -1020,6 +1023,7 @@ void conf_free(struct conf *c)
 	free(c->path);
 	free(c->name);
 	free(c->socket);
+	free(c->group);
 	free(c->text);
 	memset(c, 0, sizeof(*c));
 }

@@ -56,6 +56,7 @@ struct conf {
 	char *path;     /* the file read, NULL when none */
 	char *name;     /* the file name shown in messages (name_as, else path) */
 	char *socket;   /* owns opt.socket_path when the file set it */
+	char *group;    /* owns opt.socket_group when the file set it */
 	char *text;     /* its bytes, as read (workers parse a copy of exactly these) */
 	size_t text_len;
 	struct options opt; /* the [poold] section applied over the defaults */
@@ -77,6 +78,7 @@ enum conf_opt_bit {
 	CONF_OPT_STOP_TIMEOUT = 1u << 9,
 	CONF_OPT_MAX_MEMORY = 1u << 10,
 	CONF_OPT_VERBOSE = 1u << 11,
+	CONF_OPT_SOCKET_GROUP = 1u << 13,
 };
 
 /*

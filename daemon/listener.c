@@ -4,24 +4,30 @@
 #include <errno.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
 #include "supervisor.h"
+#include "xalloc.h"
 
 #define ACCEPT_RETRY_MS 100
 
 static struct evconnlistener *lev;
 static struct event *ev_retry;
-static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "": not ours to remove */
 static int at_limit;
+static int inherited_fd = -1; /* the listening socket systemd passed (LISTEN_FDS) */
+static int has_group;         /* --socket-group: its members are served too */
+static gid_t group_gid;
 
 static void refuse(evutil_socket_t fd, const char *code, const char *msg)
 {
@@ -36,6 +42,31 @@ static void refuse(evutil_socket_t fd, const char *code, const char *msg)
 	close(fd);
 }
 
+/*
+ * A member of --socket-group: its gid, or one of its supplementary groups as
+ * the kernel recorded them at connect() (SO_PEERGROUPS). These are the very
+ * groups the socket's 0660 mode let in; a lookup in the group database
+ * (getgrouplist) could block on NSS and would miss a setgroups() of the peer.
+ */
+static int peer_in_group(evutil_socket_t fd, const struct ucred *cred)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	int r, found = cred->gid == group_gid;
+	size_t i;
+
+	r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	if (r < 0 && errno == ERANGE) {
+		groups = xmalloc(len);
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	}
+	for (i = 0; r == 0 && i < len / sizeof(gid_t) && !found; i++)
+		found = groups[i] == group_gid;
+	if (groups != small)
+		free(groups);
+	return found;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
@@ -46,9 +77,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		close(fd);
 		return;
 	}
-	if (cred.uid != getuid() && cred.uid != 0) {
+	if (cred.uid != getuid() && cred.uid != 0 && !(has_group && peer_in_group(fd, &cred))) {
 		log_warn("refused a client of uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
-		refuse(fd, "forbidden", "this daemon serves only its own user");
+		refuse(fd, "forbidden",
+		       has_group ? "this daemon serves only its own user and its socket group"
+		                 : "this daemon serves only its own user");
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
@@ -85,20 +118,67 @@ void listener_conn_closed(void)
 	}
 }
 
-/* Make the socket's directory (0700) when it does not exist. */
+int listener_inherit(char *path, size_t n)
+{
+	struct sockaddr_un sun = {0};
+	socklen_t len = sizeof(sun);
+	int fds = sd_listen_fds(1), fd = SD_LISTEN_FDS_START;
+
+	if (fds <= 0)
+		return fds;
+	if (fds != 1 || sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
+		return -EBADF;
+	if (evutil_make_socket_nonblocking(fd) < 0)
+		return -errno;
+	path[0] = '\0';
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == 0 &&
+	    len > offsetof(struct sockaddr_un, sun_path) && sun.sun_path[0])
+		snprintf(path, n, "%s", sun.sun_path);
+	inherited_fd = fd;
+	return 1;
+}
+
+/*
+ * Make the socket's directory when it does not exist: 0700, or 0750 and
+ * owned by --socket-group so that its members can reach the socket. An
+ * existing directory is left as it is (it may be /tmp or a home directory).
+ */
 static int make_parent(const char *path)
 {
 	char dir[sizeof(sock_path)];
 	char *slash;
+	struct stat st;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (!slash || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) == 0) {
+		if (has_group && (chown(dir, (uid_t)-1, group_gid) < 0 || chmod(dir, 0750) < 0))
+			return -errno;
+		return 0;
+	}
+	if (errno != EEXIST)
 		return -errno;
+	if (has_group && stat(dir, &st) == 0 && !(st.st_mode & 0001) &&
+	    !(st.st_gid == group_gid && (st.st_mode & 0010)))
+		log_warn("%s (mode %04o) does not let group %s reach the socket", dir,
+		         (unsigned)(st.st_mode & 07777), sv.opt.socket_group);
 	return 0;
+}
+
+int listener_prepare(const char *path)
+{
+	if (sv.opt.socket_group) {
+		struct group *g = getgrnam(sv.opt.socket_group);
+
+		if (!g)
+			return -EINVAL;
+		has_group = 1;
+		group_gid = g->gr_gid;
+	}
+	return inherited_fd >= 0 ? 0 : make_parent(path);
 }
 
 /* A socket file nobody answers on is stale: remove it. One that answers is another poold. */
@@ -126,22 +206,33 @@ static int clear_stale(const struct sockaddr_un *sun)
 int listener_open(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	evutil_socket_t fd;
+	evutil_socket_t fd = inherited_fd;
 	mode_t old;
 	int r;
 
+	if (inherited_fd >= 0) {
+		/* systemd made, bound and listens on it, and owns the file: backlog 0. */
+		lev = evconnlistener_new(sv.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+		if (!lev)
+			return -EIO;
+		inherited_fd = -1;
+		evconnlistener_set_error_cb(lev, on_accept_error);
+		ev_retry = evtimer_new(sv.base, on_retry, NULL);
+		return 0;
+	}
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((r = make_parent(path)) < 0 || (r = clear_stale(&sun)) < 0)
+	if ((r = clear_stale(&sun)) < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	old = umask(0177);
+	old = umask(has_group ? 0117 : 0177);
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0) {
+	if (r < 0 || (has_group && chown(path, (uid_t)-1, group_gid) < 0) ||
+	    chmod(path, has_group ? 0660 : 0600) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -166,5 +257,6 @@ void listener_close(void)
 	lev = NULL;
 	event_free(ev_retry);
 	ev_retry = NULL;
-	unlink(sock_path);
+	if (sock_path[0])
+		unlink(sock_path);
 }

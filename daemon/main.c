@@ -35,6 +35,7 @@ static void usage(FILE *f)
 	    "  -s, --socket PATH            listen here (default $POOLD_SOCKET, else\n"
 	    "                               $XDG_RUNTIME_DIR/poold/poold.sock, as root\n"
 	    "                               /run/poold/poold.sock)\n"
+	    "      --socket-group NAME      let members of group NAME connect too (socket 0660)\n"
 	    "  -w, --workers N              worker processes (default: online CPUs, max %d)\n"
 	    "      --timeout-ms MS          default per-item timeout (default 0 = none)\n"
 	    "      --max-line BYTES         longest request line (default 64 MiB)\n"
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
 		O_MAXTASKS,
 		O_STOPTIMEOUT,
 		O_MAXMEMORY,
+		O_SOCKGROUP,
 		O_JSON,
 		O_CONFNAME,
 	};
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
 	    {"max-tasks-per-worker", required_argument, NULL, O_MAXTASKS},
 	    {"stop-timeout", required_argument, NULL, O_STOPTIMEOUT},
 	    {"max-memory", required_argument, NULL, O_MAXMEMORY},
+	    {"socket-group", required_argument, NULL, O_SOCKGROUP},
 	    {"config", required_argument, NULL, 'c'},
 	    {"config-name", required_argument, NULL, O_CONFNAME},
 	    {"check-config", no_argument, NULL, 't'},
@@ -282,6 +285,7 @@ int main(int argc, char **argv)
 		case O_MAXTASKS:
 		case O_STOPTIMEOUT:
 		case O_MAXMEMORY:
+		case O_SOCKGROUP:
 			name = longopts[idx].name;
 			break;
 		default:

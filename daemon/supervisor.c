@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 #include "request.h"
 #include "spawn.h"
@@ -97,6 +99,7 @@ void supervisor_stop(void)
 	if (sv.stopping)
 		return;
 	sv.stopping = 1;
+	notify_stopping();
 	listener_close();
 	log_info("stopping: %u requests in flight", sv.n_requests);
 	ev_stop_timeout = evtimer_new(sv.base, on_stop_timeout, NULL);
@@ -112,8 +115,11 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 		pool_reap();
 		break;
 	case SIGHUP:
-		if (!sv.stopping)
+		if (!sv.stopping) {
+			notify_reloading();
 			confgen_reload();
+			notify_reloaded();
+		}
 		break;
 	default:
 		log_info("got SIG%s", sigabbrev_np((int)sig));
@@ -174,6 +180,7 @@ static void remove_rundir(void)
 
 int supervisor_main(const struct options *opt)
 {
+	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	ssize_t n;
 	int r;
 
@@ -186,7 +193,11 @@ int supervisor_main(const struct options *opt)
 	if (n < 0)
 		fatal("readlink /proc/self/exe: %s", strerror(errno));
 	sv.exe[n] = '\0';
-	unsetenv("NOTIFY_SOCKET");
+	notify_init();
+	if ((r = listener_inherit(inherited, sizeof(inherited))) < 0)
+		fatal("LISTEN_FDS: poold takes one listening Unix stream socket from systemd");
+	if (r > 0 && inherited[0])
+		sv.opt.socket_path = inherited;
 	signal(SIGPIPE, SIG_IGN);
 	sv.base = event_base_new();
 	if (!sv.base)
@@ -201,7 +212,11 @@ int supervisor_main(const struct options *opt)
 	event_add(ev_sighup, NULL);
 	if ((r = spawn_self_open()) < 0)
 		fatal("cannot open /proc/self/exe: %s", strerror(-r));
-	if ((r = make_rundir(opt->socket_path)) < 0)
+	if ((r = listener_prepare(sv.opt.socket_path)) == -EINVAL)
+		fatal("socket_group %s: no such group", sv.opt.socket_group);
+	if (r < 0)
+		fatal("cannot make the directory of %s: %s", sv.opt.socket_path, strerror(-r));
+	if ((r = make_rundir(sv.opt.socket_path)) < 0)
 		fatal("cannot make a runtime directory: %s", strerror(-r));
 	if (confgen_init(opt->conf) < 0) {
 		remove_rundir();
@@ -213,20 +228,22 @@ int supervisor_main(const struct options *opt)
 		remove_rundir();
 		fatal("cannot start the pool: %s", strerror(-r));
 	}
-	if ((r = listener_open(opt->socket_path)) < 0) {
+	if ((r = listener_open(sv.opt.socket_path)) < 0) {
 		pool_free();
 		confgen_free();
 		remove_rundir();
 		if (r == -EADDRINUSE)
-			fatal("%s: another poold is already listening there", opt->socket_path);
+			fatal("%s: another poold is already listening there", sv.opt.socket_path);
 		if (r == -EEXIST)
-			fatal("%s exists and is not a socket; not removing it", opt->socket_path);
-		fatal("cannot listen on %s: %s", opt->socket_path, strerror(-r));
+			fatal("%s exists and is not a socket; not removing it", sv.opt.socket_path);
+		fatal("cannot listen on %s: %s", sv.opt.socket_path, strerror(-r));
 	}
-	log_info("listening on %s with %d workers", opt->socket_path, opt->workers);
+	log_info("listening on %s with %d workers", sv.opt.socket_path, opt->workers);
+	notify_start(sv.base);
 	event_base_dispatch(sv.base);
 
 	listener_close();
+	notify_free();
 	pool_free();
 	confgen_free();
 	remove_rundir();

@@ -23,6 +23,7 @@ struct options {
 	int stop_timeout_s;
 	size_t max_memory; /* bytes the supervisor may buffer in all (issue 9) */
 	int verbose;
+	const char *socket_group; /* members may connect; NULL: the daemon's uid and root only */
 	const char *config_path; /* --config; NULL = the default path, which may be absent */
 	struct conf
 	    *conf; /* the configuration main.c loaded, taken by the supervisor; NULL: none */
