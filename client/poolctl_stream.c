@@ -304,7 +304,7 @@ static int run(struct streamer *st)
 		if (st->until && now_ms() >= st->until) {
 			st->err = (struct pool_error){.code = POOL_ETIMEDOUT, .index = -1};
 			snprintf(st->err.message, sizeof(st->err.message),
-			         "not done within %ld ms; the request was cancelled",
+			         "not done within the deadline (%ld ms); the request was cancelled",
 			         st->deadline_ms);
 			return RUN_FAILED;
 		}

@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -171,6 +172,16 @@ def test_help():
             check(("poolctl " + cmd[0]) in out, "help of %s does not name it" % cmd[0])
     p = poolctl(None, "--version")
     check(p.returncode == 0 and p.stdout.startswith(b"poolctl "), "--version: %r" % (p,))
+    # Every help shows examples, and the main help every command.
+    main = poolctl(None, "--help").stdout.decode()
+    check("Examples:" in main, "poolctl --help has no examples")
+    for cmd in ("map", "starmap", "apply", "status", "ping", "functions", "top", "metrics"):
+        check("  %s " % cmd in main, "poolctl --help does not list %s" % cmd)
+        out = ok_lines(poolctl(None, cmd, "--help"), "%s --help" % cmd)
+        check(any(ln.startswith("Example") for ln in out), "%s --help has no example" % cmd)
+    # --help anywhere before --, also after the FN.
+    check(ok_lines(poolctl(None, "map", "square", "1", "--help"), "map ... --help")[0]
+          .startswith("Usage: poolctl map"), "map square 1 --help")
 
 
 # ------------------------------------------------------------------ streaming (map/starmap -)
@@ -427,6 +438,276 @@ def test_stream_window():
         check_eq(sorted(unordered_lines(p, "starmap --window 1 --unordered")),
                  [(i, i + 1) for i in range(1000)], "starmap --window 1 --unordered")
         d.wait_quiet()
+
+
+# ------------------------------------------------------------------ what new users trip over
+
+def test_options_anywhere():
+    with Daemon(workers=2) as d:
+        check_eq(ok_lines(poolctl(d.sock, "map", "square", "1", "--chunksize", "5"), "opt last"),
+                 ["1"], "map square 1 --chunksize 5")
+        check_eq(ok_lines(poolctl(None, "map", "--socket", d.sock, "square", "2", "3",
+                                  "--retries=0", "--timeout-ms", "5000"), "socket after"),
+                 ["4", "9"], "--socket after the command, --opt=value")
+        check_eq(ok_lines(poolctl(None, "map", "cube", "2", "-3", "-s", d.sock), "negative"),
+                 ["8", "-27"], "a negative number is an ARG, -s at the end")
+        # After --, every word is an ARG: not JSON is an error naming it, with -R a string.
+        err = fails(poolctl(d.sock, "map", "echo", "--", "--x"), 2, "-- then a non-JSON word",
+                    "argument 1", "-R")
+        check("unknown option" not in err, "after --, --x is no option: %r" % err)
+        check_eq(ok_lines(poolctl(d.sock, "map", "-R", "echo", "--", "--x", "-", "-y"), "-R --"),
+                 ['"--x"', '"-"', '"-y"'], "map -R echo -- --x - -y")
+        check_eq(ok_lines(poolctl(d.sock, "-Rr", "apply", "echo", "hi there"), "bundled -Rr"),
+                 ["hi there"], "-Rr before the command")
+        # A misplaced option says what it is for, in the command's words.
+        fails(poolctl(d.sock, "status", "--collect"), 2, "status --collect",
+              "--collect is for map and starmap only")
+        fails(poolctl(d.sock, "map", "square", "1", "--bogus"), 2, "unknown option last",
+              "unknown option '--bogus'")
+        fails(poolctl(d.sock, "map", "square", "--window"), 2, "missing value",
+              "missing value for option '--window'")
+        fails(poolctl(d.sock, "map", "--collect=1", "square", "1"), 2, "flag with a value",
+              "--collect=1")
+
+
+def test_raw_io():
+    with Daemon(workers=2) as d:
+        names = ["a file", 'quote"d', "tab\there", "", "ünï"]
+        stdin = "".join(n + "\n" for n in names)
+        p = poolctl(d.sock, "map", "-R", "echo", "-", input=stdin.encode())
+        check_eq([json.loads(x) for x in ok_lines(p, "map -R -")], names,
+                 "map -R: each line one string, the empty line too")
+        p = poolctl(d.sock, "map", "-R", "-r", "echo", "-", input=stdin.encode())
+        check_eq(p.stdout.decode(), stdin, "map -R -r: the lines back as they were")
+        # -r prints strings bare and everything else as JSON; in ARG mode and unordered too.
+        p = poolctl(d.sock, "map", "-r", "echo", '"x\\ty"', "[1,\"s\"]", "null", "2.5")
+        check_eq(ok_lines(p, "map -r"), ["x\ty", '[1,"s"]', "null", "2.5"], "map -r ARGs")
+        p = poolctl(d.sock, "map", "--unordered", "-r", "-R", "echo", "-", input=b"p\nq\n")
+        check_eq(sorted(unordered_lines_raw(p, "unordered -r")), [("0", "p"), ("1", "q")],
+                 "map --unordered -R -r")
+        p = poolctl(d.sock, "apply", "-R", "-r", "echo", "two words")
+        check_eq(ok_lines(p, "apply -R -r"), ["two words"], "apply -R -r")
+        # starmap -R: TAB-separated fields are the string arguments.
+        p = poolctl(d.sock, "starmap", "-R", "-r", "echo", "-", input=b"one\ntwo words\n")
+        check_eq(ok_lines(p, "starmap -R"), ["one", "two words"], "starmap -R one field each")
+        fails(poolctl(d.sock, "starmap", "-R", "echo", "a\tb"), 2, "starmap -R two fields",
+              "bad_arity")
+        # ls | poolctl map -R echo -: what used to fail.
+        top = os.path.join(d.dir, "files")
+        os.mkdir(top)
+        files = sorted(["plain", "with space", "caf\u00e9", "-dash", "'quote'"])
+        for f in files:
+            open(os.path.join(top, f), "w").close()
+        ls = subprocess.run(["ls", "-1", top], stdout=subprocess.PIPE, check=True)
+        p = poolctl(d.sock, "map", "-R", "-r", "echo", "-", input=ls.stdout)
+        check_eq(sorted(ok_lines(p, "ls | map -R -r echo -")), files, "ls | poolctl map -R")
+
+
+def unordered_lines_raw(p, what):
+    """Exit 0; stdout's INDEX<TAB>TEXT lines as (index, text) pairs."""
+    out = []
+    for ln in ok_lines(p, what):
+        idx, tab, val = ln.partition("\t")
+        check(tab == "\t" and idx.isdigit(), "%s: not INDEX<TAB>TEXT: %r" % (what, ln))
+        out.append((idx, val))
+    return out
+
+
+def test_ranges():
+    with Daemon(workers=1) as d:
+        good = {"--chunksize": ("0", "1000000"), "--retries": ("0", "100"),
+                "--timeout-ms": ("0", "86400000"), "--window": ("1", "1000000"),
+                "--deadline": ("0", "86400000")}
+        bad = {"--chunksize": ("-1", "1000001", "x"), "--retries": ("101", "-1", "1e3"),
+               "--timeout-ms": ("86400001", "99999999999999999999", ""),
+               "--window": ("0", "1000001"), "--deadline": ("86400001", "-5")}
+        for opt, values in good.items():
+            for v in values:
+                check_eq(ok_lines(poolctl(d.sock, "map", opt, v, "square", "3"),
+                                  "%s %s" % (opt, v)), ["9"],
+                         "%s %s is in the daemon's range" % (opt, v))
+        for opt, values in bad.items():
+            for v in values:
+                fails(poolctl(d.sock, "map", "square", "3", opt, v), 2, "%s %r" % (opt, v),
+                      opt, "wants an integer from")
+        fails(poolctl(d.sock, "apply", "--timeout-ms", "86400001", "add", "1", "2"), 2,
+              "apply --timeout-ms over the range", "86400000")
+        fails(poolctl(d.sock, "top", "--count", "0"), 2, "top --count 0", "--count")
+        p = harness.run([harness.poolctl_bin(), "--socket", d.sock, "ping"],
+                        env={"POOLD_DEADLINE_MS": "soon"}, timeout=60)
+        fails(p, 2, "POOLD_DEADLINE_MS not a number", "POOLD_DEADLINE_MS")
+
+
+def test_cli_words():
+    with Daemon(workers=1) as d:
+        err = fails(poolctl(d.sock, "map", "add", "1"), 2, "map of a two-argument function",
+                    "bad_arity", "poolctl starmap")
+        check("use star " not in err, "protocol jargon in %r" % err)
+        err = fails(poolctl(d.sock, "apply", "nosuch", "1"), 2, "unknown function",
+                    "unknown_function", "poolctl functions")
+        check("functions op" not in err, "protocol jargon in %r" % err)
+        err = fails(poolctl(d.sock, "map", "square", "-", input=b"1\nnope\n"), 2, "bad line")
+        check("or use -R" in err, "the bad-line message does not point at -R: %r" % err)
+
+
+def test_bad_line_after_results():
+    with Daemon(workers=2) as d:
+        p = poolctl(d.sock, "map", "square", "-", input=b"1\n2\n3\nbad\n5\n")
+        fails(p, 2, "a bad fourth line", "stdin line 4")
+        check_eq(p.stdout, b"1\n4\n9\n", "the results before the bad line are printed")
+        p = poolctl(d.sock, "starmap", "--unordered", "add", "-", input=b"[1,2]\n[3,4]\n5\n")
+        fails(p, 2, "starmap: third line not an array", "stdin line 3", "array")
+        check_eq(sorted(p.stdout.split(b"\n")), [b"", b"0\t3", b"1\t7"],
+                 "starmap --unordered: both results before the bad line")
+        # A large stream: everything before the bad line, in order.
+        n = 20000
+        p = poolctl(d.sock, "map", "square", "-",
+                    input=("".join("%d\n" % i for i in range(n)) + "{\n7\n").encode())
+        fails(p, 2, "bad line after %d" % n, "stdin line %d" % (n + 1))
+        check(p.stdout.decode().split() == [str(i * i) for i in range(n)],
+              "the %d results before the bad line" % n)
+        d.wait_quiet()
+
+
+DEADLINE_BOUND = 20.0  # seconds a timed-out call may take at most on a loaded machine
+
+
+def test_deadline():
+    with Daemon(workers=2) as d:
+        check_eq(ok_lines(poolctl(d.sock, "map", "--deadline", "30000", "square", "4"),
+                          "deadline not reached"), ["16"], "a call within its deadline")
+        d.signal(signal.SIGSTOP)
+        try:
+            runs = [("map", ["--deadline", "300", "map", "square", "1", "2"], None, {}),
+                    ("apply", ["apply", "add", "1", "2"], None, {"POOLD_DEADLINE_MS": "300"}),
+                    ("stream", ["map", "--deadline", "300", "square", "-"], b"1\n2\n", {}),
+                    ("ping", ["ping", "--deadline", "300"], None, {})]
+            for what, args, stdin, env in runs:
+                t0 = time.monotonic()
+                p = harness.run([harness.poolctl_bin(), "--socket", d.sock] + args,
+                                input=stdin, env=env, timeout=60)
+                took = time.monotonic() - t0
+                fails(p, 2, "%s to a stopped daemon" % what, "deadline (300 ms)", "cancelled")
+                check(0.29 <= took < DEADLINE_BOUND,
+                      "%s: gave up after %.2fs, deadline 0.3s" % (what, took))
+        finally:
+            d.signal(signal.SIGCONT)
+        # Nothing is left in the daemon, which serves on.
+        d.wait_quiet()
+        check_eq(ok_lines(poolctl(d.sock, "map", "--deadline", "30000", "square", "5"),
+                          "after SIGCONT"), ["25"], "map after the stopped daemon resumed")
+        # A slow item past the deadline: cancelled in the daemon too.
+        t0 = time.monotonic()
+        fails(poolctl(d.sock, "apply", "--deadline", "300", "sleep_ms", "20000"), 2,
+              "sleep past the deadline", "deadline")
+        check(time.monotonic() - t0 < DEADLINE_BOUND, "sleep_ms past the deadline took long")
+        d.wait_quiet()
+        # A stream: the deadline covers the whole command; the results before it are out.
+        t0 = time.monotonic()
+        p = poolctl(d.sock, "map", "--deadline", "1000", "--chunksize", "1", "sleep_ms", "-",
+                    input=b"1\n" + b"400\n" * 20)
+        took = time.monotonic() - t0
+        fails(p, 2, "a stream past its deadline", "deadline (1000 ms)", "cancelled")
+        out = p.stdout.split()
+        check(1 <= len(out) < 21 and out[0] == b"1", "stream cut by the deadline: %r" % out)
+        check(0.99 <= took < DEADLINE_BOUND, "the stream gave up after %.2fs" % took)
+        d.wait_quiet()
+
+
+def test_top():
+    with Daemon(workers=2) as d:
+        t0 = time.monotonic()
+        p = poolctl(d.sock, "top", "--count", "3")
+        took = time.monotonic() - t0
+        lines = ok_lines(p, "top --count 3")
+        check_eq(len(lines), 3, "top --count 3: one line per refresh when not a terminal")
+        check(took >= 1.9, "three refreshes a second apart took %.2fs" % took)
+        for ln in lines:
+            w = ln.split()
+            check(w[1:3] == ["workers", "2"] and "busy" in w and "idle" in w and
+                  "items_done" in w and w[-2] == "slots",
+                  "top line: %r" % ln)
+            check_eq(len(w[-1].split(",")), 2, "one state per slot in %r" % ln)
+        # The rate follows the work done between two refreshes.
+        argv = [harness.poolctl_bin(), "--socket", d.sock, "map", "--chunksize", "1",
+                "sleep_ms", "-"]
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as load:
+            try:
+                load.stdin.write(b"20\n" * 400)
+                load.stdin.flush()
+                harness.wait_until(lambda: d.status()["items_done"] >= 20, 30, "work started")
+                lines = ok_lines(poolctl(d.sock, "top", "-n", "2"), "top under load")
+                rate = float(lines[1].split()[lines[1].split().index("rate") + 1][:-2])
+                check(rate > 0, "top under load: rate %r" % lines[1])
+            finally:
+                load.kill()
+        # On a terminal: a screen per refresh, cleared first.
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run([harness.poolctl_bin(), "--socket", d.sock, "top", "-n", "1"],
+                                  stdout=slave, stderr=subprocess.PIPE, timeout=60)
+            os.close(slave)
+            slave = None
+            screen = b""
+            while select.select([master], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        check_eq(proc.returncode, 0, "top on a terminal: exit status (%r)" % proc.stderr)
+        check(screen.startswith(b"\x1b[H\x1b[2J") and b"SLOT" in screen,
+              "top on a terminal: %r" % screen[:300])
+
+
+def test_metrics():
+    with Daemon(workers=1) as d:
+        ok_lines(poolctl(d.sock, "map", "square", "1", "2"), "some work first")
+        p = poolctl(d.sock, "metrics")
+        reply = d.call({"op": "metrics"})
+        if not reply.get("ok") and reply.get("error", {}).get("code") == "unknown_op":
+            raise harness.Skip("this poold has no metrics op yet")
+        text = p.stdout.decode()
+        check_eq((p.returncode, p.stderr), (0, b""), "poolctl metrics: exit status, stderr")
+        check("# TYPE " in text and "# HELP " in text, "metrics text: %r" % text[:300])
+        # Verbatim: the same families as the op's own text (counters may move in between).
+        fam = lambda t: sorted(ln for ln in t.splitlines() if ln.startswith("# TYPE"))
+        check_eq(fam(text), fam(reply["metrics"]), "poolctl metrics prints the op's text")
+        fails(poolctl(d.sock, "metrics", "extra"), 2, "metrics with an argument", "extra")
+
+
+def test_completion():
+    script = os.path.join(harness.SRCROOT, "client", "poolctl.bash-completion")
+    with Daemon(workers=1) as d:
+        probe = ("source %s\n"
+                 "comp() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); "
+                 "_poolctl; echo \"${COMPREPLY[*]}\"; }\n"
+                 "comp poolctl ''\ncomp poolctl st\ncomp poolctl map --ch\n"
+                 "comp poolctl map sq\ncomp poolctl --socket %s apply ''\n"
+                 "comp poolctl top --\n" % (script, d.sock))
+        env = dict(os.environ)
+        env["PATH"] = os.path.dirname(harness.poolctl_bin()) + ":" + env.get("PATH", "")
+        env.pop("POOLD_SOCKET", None)
+        p = subprocess.run(["bash", "--norc", "--noprofile"], input=probe.encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
+        check_eq((p.returncode, p.stderr), (0, b""), "bash with the completion")
+        got = p.stdout.decode().split("\n")
+        check_eq(got[0].split(), ["map", "starmap", "apply", "status", "top", "metrics", "ping",
+                                  "functions"], "commands")
+        check_eq(got[1].split(), ["starmap", "status"], "commands starting with st")
+        check_eq(got[2].split(), ["--chunksize"], "map option")
+        check_eq(got[3].split(), [], "no function names without a daemon at the default socket")
+        names = got[4].split()
+        for fn in ("square", "add", "echo", "sleep_ms"):
+            check(fn in names, "function %s not completed after --socket: %r" % (fn, names))
+        check("--count" in got[5].split(), "top options: %r" % got[5])
 
 
 harness.main(globals())
