@@ -43,6 +43,7 @@ void confgen_unref(struct confgen *g)
 	if (g->copy[0])
 		unlink(g->copy);
 	conf_free(&g->c);
+	free(g->cost_ns);
 	free(g);
 }
 
@@ -93,6 +94,7 @@ static struct confgen *confgen_new(struct conf *c)
 	struct confgen *g = xcalloc(1, sizeof(*g));
 
 	g->c = *c;
+	g->cost_ns = xcalloc(g->c.n_fns ? g->c.n_fns : 1, sizeof(*g->cost_ns));
 	g->gen = ++last_gen;
 	g->refs = 1;
 	g->name = g->c.path;
@@ -156,6 +158,13 @@ int confgen_restore(void)
 	if (!current || !current->copy[0] || access(current->copy, R_OK) == 0)
 		return 0;
 	return write_copy(current) < 0 ? -EIO : 0;
+}
+
+double *confgen_cost(struct confgen *g, const struct fn_entry *fn)
+{
+	if (fn < g->c.fns || fn >= g->c.fns + g->c.n_fns)
+		return NULL;
+	return &g->cost_ns[fn - g->c.fns];
 }
 
 int confgen_in_use(const struct confgen *g)

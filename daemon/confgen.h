@@ -17,6 +17,7 @@ struct confgen {
 	char copy[128];      /* RUNDIR/conf-GEN: the text the workers parse; "" when none */
 	const char *name;    /* the file name shown in messages, NULL when none */
 	uint32_t n_requests; /* requests in flight that started with it */
+	double *cost_ns;     /* per function (c.fns order): measured ns per item, 0 = unknown */
 };
 
 /* The generation new requests and new workers use. */
@@ -36,6 +37,8 @@ int confgen_init(struct conf *c);
 int confgen_reload(void);
 /* Write the current copy again (the runtime directory vanished). Returns 0 or -errno. */
 int confgen_restore(void);
+/* Where g keeps fn's measured cost per item (fn is one of g's entries), or NULL. */
+double *confgen_cost(struct confgen *g, const struct fn_entry *fn);
 /* 1 when requests in flight still use g. */
 int confgen_in_use(const struct confgen *g);
 struct confgen *confgen_ref(struct confgen *g);

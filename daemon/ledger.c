@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "confgen.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -70,14 +71,34 @@ void ledger_task_free(struct task *t)
 	free(t);
 }
 
-void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
+/* Learn the function's cost per item across requests: what bundling goes by. */
+static void ledger_observe_fn(const struct task *t, uint32_t count, uint64_t ns)
+{
+	double *cost = t->req ? confgen_cost(t->req->cg, t->fn) : NULL;
+	double sample = (double)ns / count;
+
+	if (cost)
+		*cost = *cost > 0 ? 0.7 * *cost + 0.3 * sample : sample;
+}
+
+/* Free a result buffer: nanomsg's, or one of ours (a bundle's share). */
+static void free_msg(void *msg, int is_nn)
+{
+	if (is_nn)
+		nn_freemsg(msg);
+	else
+		free(msg);
+}
+
+/* t's worker answered m (msg holds it: nanomsg's buffer when is_nn, else malloc'd). */
+static void task_answer(struct task *t, const struct wire_msg *m, void *msg, int is_nn)
 {
 	struct request *r = t->req;
 	uint32_t i;
 
 	task_set_state(t, TASK_DONE);
 	if (!r || m->count == 0) {
-		nn_freemsg(msg);
+		free_msg(msg, is_nn);
 		if (!r) {
 			ledger_task_free(t);
 			return;
@@ -97,7 +118,7 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 		request_observe(r, m->count, m->busy_ns);
 	t->count = m->count; /* fail mode stops at the first failed item */
 	t->msg = msg;
-	t->msg_is_nn = 1;
+	t->msg_is_nn = is_nn;
 	t->result = m->payload;
 	t->result_len = m->payload_len;
 	t->first_error = m->first_error;
@@ -110,6 +131,85 @@ void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg)
 	sv.items_done += m->count;
 	metrics_items(m->count - m->n_errors, m->n_errors);
 	request_task_done(r, t);
+}
+
+/*
+ * The share of bundle result m that answers k items starting at item base
+ * (values it.p onwards): a message of its own, in a malloc'd copy.
+ */
+static void *bundle_share(const struct wire_msg *m, struct json_iter *it, uint32_t base, uint32_t k,
+                          struct wire_msg *out)
+{
+	struct json_span e = {it->p, 0};
+	const char *start = NULL;
+	unsigned char *p;
+	uint32_t i, n_err = 0;
+	size_t len;
+
+	for (i = 0; i < k; i++) {
+		json_array_next(it, &e);
+		if (!i)
+			start = e.p;
+	}
+	len = k ? (size_t)(e.p + e.len - start) : 0;
+	for (i = 0; i < m->n_errors; i++)
+		n_err += wire_error_at(m, i) - base < k;
+	p = xmalloc(len + (size_t)n_err * 4 + 1);
+	memcpy(p, start, len);
+	*out = *m;
+	out->payload = (const char *)p;
+	out->payload_len = len;
+	out->count = k;
+	out->busy_ns = m->count ? m->busy_ns * k / m->count : 0;
+	out->first_error = WIRE_NO_ERROR;
+	out->n_errors = 0;
+	out->errors = p + len;
+	for (i = 0; i < m->n_errors; i++) {
+		uint32_t at = wire_error_at(m, i) - base;
+
+		if (at >= k)
+			continue;
+		if (out->first_error == WIRE_NO_ERROR)
+			out->first_error = at;
+		p[len + out->n_errors * 4] = (unsigned char)at;
+		p[len + out->n_errors * 4 + 1] = (unsigned char)(at >> 8);
+		p[len + out->n_errors * 4 + 2] = (unsigned char)(at >> 16);
+		p[len + out->n_errors * 4 + 3] = (unsigned char)(at >> 24);
+		out->n_errors++;
+	}
+	return p;
+}
+
+void ledger_message_result(struct task **ts, int n, const struct wire_msg *m, void *msg)
+{
+	struct json_iter it = {m->payload, m->payload + m->payload_len};
+	uint32_t base = 0;
+	int i;
+
+	if (m->busy_ns && m->count)
+		ledger_observe_fn(ts[0], m->count, m->busy_ns);
+	if (n == 1) {
+		task_answer(ts[0], m, msg, 1);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct task *t = ts[i];
+		uint32_t k = m->count - base < t->count ? m->count - base : t->count;
+		struct wire_msg share;
+		void *copy;
+
+		if (!k) {
+			/* The worker stopped before t (its message was full, or fail-fast). */
+			t->alone |= m->count == 0;
+			ledger_task_lost(t, m->count ? LOST_FREE : LOST_CHARGE, PROTO_INTERNAL,
+			                 "a worker answered no item");
+			continue;
+		}
+		copy = bundle_share(m, &it, base, k, &share);
+		base += k;
+		task_answer(t, &share, copy, 0);
+	}
+	nn_freemsg(msg);
 }
 
 /* Give t its final answer: the error code for its single item. */
@@ -204,6 +304,60 @@ static int fail_if_unavailable(void)
 	return 1;
 }
 
+/* 1 when a task of o may share a message with t (a task of another request). */
+static int bundles_with(const struct task *t, const struct request *o)
+{
+	const struct request *r = t->req;
+
+	return o->fn == t->fn && o->wire_flags == t->flags && o->pr.timeout_ms == t->timeout_ms &&
+	       o->pr.retries == r->pr.retries && o->pr.on_error == r->pr.on_error;
+}
+
+/*
+ * Many small requests: when the function is cheap (its measured cost per
+ * item, across requests) and other requests wait with work for it, their
+ * next tasks join ts[0] in one message, up to about CHUNK_TARGET_NS of work,
+ * CHUNK_MAX_BYTES of items and POOL_BUNDLE_MAX tasks. Each request gives one
+ * task a turn and goes to the ring's tail, as in a dispatch pass. Only first
+ * attempts travel together: a task that died in a bundle goes alone. Returns
+ * the number of tasks in ts.
+ */
+static int bundle(struct request *r, struct task **ts)
+{
+	double *costp = confgen_cost(r->cg, r->fn), cost = costp ? *costp : 0, work;
+	size_t bytes = ts[0]->items.len;
+	struct request *o, *next, *moved = NULL;
+	int n = 1;
+
+	if (cost <= 0 || ts[0]->attempts || ts[0]->alone)
+		return 1;
+	work = cost * ts[0]->count;
+	for (o = TAILQ_FIRST(&sv.pending); o && o != moved && n < POOL_BUNDLE_MAX; o = next) {
+		uint32_t k = request_next_count(o);
+		struct task *u;
+
+		next = TAILQ_NEXT(o, plink);
+		if (!k || !bundles_with(ts[0], o) || work + cost * k > CHUNK_TARGET_NS)
+			continue;
+		u = request_next_task(o);
+		if (bytes + u->items.len + 1 > CHUNK_MAX_BYTES) {
+			TAILQ_INSERT_HEAD(&o->retryq, u, qlink);
+			break;
+		}
+		ts[n++] = u;
+		work += cost * u->count;
+		bytes += u->items.len + 1;
+		u->budget_ms = task_budget_ms(o, u);
+		ts[0]->budget_ms += (uint64_t)(2.0 * cost * u->count / 1e6) + 1;
+		TAILQ_REMOVE(&sv.pending, o, plink);
+		o->in_pending = 0;
+		request_schedule(o);
+		if (o->in_pending && !moved)
+			moved = o;
+	}
+	return n;
+}
+
 /*
  * Hand queued tasks to slots with free credit, fairly across requests: each
  * pass takes the request at the head of the ring, sends one task, and puts it
@@ -213,8 +367,8 @@ static int fail_if_unavailable(void)
 void ledger_dispatch(void)
 {
 	struct request *r, *first_stuck = NULL;
-	struct task *t;
-	int s;
+	struct task *t, *ts[POOL_BUNDLE_MAX];
+	int s, i, n;
 
 	if (fail_if_unavailable())
 		return;
@@ -230,14 +384,18 @@ void ledger_dispatch(void)
 				first_stuck = r;
 			continue;
 		}
-		t = request_next_task(r);
+		ts[0] = t = request_next_task(r);
 		t->budget_ms = task_budget_ms(r, t);
-		if (pool_send(s, t) < 0) {
-			TAILQ_INSERT_HEAD(&r->retryq, t, qlink);
-			request_schedule(r);
+		n = bundle(r, ts);
+		if (pool_send(s, ts, n) < 0) {
+			for (i = n - 1; i >= 0; i--) {
+				TAILQ_INSERT_HEAD(&ts[i]->req->retryq, ts[i], qlink);
+				request_schedule(ts[i]->req);
+			}
 			continue;
 		}
-		task_set_state(t, TASK_SENT);
+		for (i = 0; i < n; i++)
+			task_set_state(ts[i], TASK_SENT);
 		if (request_has_work(r))
 			request_schedule(r);
 	}

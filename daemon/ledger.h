@@ -42,6 +42,8 @@ struct task {
 	 */
 	uint64_t budget_ms;
 	int slow_logged; /* the slow-task log named it already */
+	uint64_t msg_id; /* the message that carried it to its worker (the first task's id) */
+	int alone;       /* it died in a bundle: it travels alone from now on */
 	void *msg;       /* nanomsg result message (nn_freemsg) or malloc'd text */
 	int msg_is_nn;
 	const char *result; /* answered items' values joined by ',' (inside msg) */
@@ -59,8 +61,11 @@ TAILQ_HEAD(task_list, task);
 /* A new queued task for items [first, first+count) of req. */
 struct task *ledger_task_new(struct request *req, uint64_t first, uint32_t count);
 void ledger_task_free(struct task *t);
-/* A worker answered t with message m (msg is the nanomsg buffer, taken). */
-void ledger_task_result(struct task *t, const struct wire_msg *m, void *msg);
+/*
+ * A worker answered the message that carried tasks ts[0..n) with m (msg is
+ * the nanomsg buffer, taken): each task gets its share of the values.
+ */
+void ledger_message_result(struct task **ts, int n, const struct wire_msg *m, void *msg);
 /* How a lost task is charged. */
 enum lost_charge {
 	LOST_FREE,   /* not its fault (a worker retired or was stopped with it queued) */

@@ -14,15 +14,6 @@
 #include "supervisor.h"
 #include "xalloc.h"
 
-/* Chunks stay under this many bytes of items, whatever the item count. */
-#define CHUNK_MAX_BYTES (1024 * 1024)
-/*
- * Automatic chunks aim at this much work: a task costs about one ipc round
- * trip (50-100 us) in the supervisor and the worker, so 5 ms of work keeps
- * that overhead near 1-2 % while a slow item still travels alone.
- */
-#define CHUNK_TARGET_NS 5000000.0
-
 /* Check the arity of each item of args (star) or of the apply's call. */
 static int check_items(struct request *r, struct json_span args, struct proto_error *err)
 {
@@ -300,6 +291,16 @@ static uint32_t chunk_items(const struct request *r)
 	if (want > PROTO_MAX_CHUNKSIZE)
 		want = PROTO_MAX_CHUNKSIZE;
 	return want ? (uint32_t)want : 1;
+}
+
+uint32_t request_next_count(const struct request *r)
+{
+	uint32_t want;
+
+	if (!TAILQ_EMPTY(&r->retryq) || !r->cutting || !request_has_work(r))
+		return 0;
+	want = chunk_items(r);
+	return want < r->cutting->left ? want : r->cutting->left;
 }
 
 void request_observe(struct request *r, uint32_t count, uint64_t ns)

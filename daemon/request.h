@@ -9,6 +9,15 @@
 #include "ledger.h"
 #include "proto.h"
 
+/* Chunks stay under this many bytes of items, whatever the item count. */
+#define CHUNK_MAX_BYTES (1024 * 1024)
+/*
+ * Automatic chunks aim at this much work: a task costs about one ipc round
+ * trip (50-100 us) in the supervisor and the worker, so 5 ms of work keeps
+ * that overhead near 1-2 % while a slow item still travels alone.
+ */
+#define CHUNK_TARGET_NS 5000000.0
+
 struct conn;
 struct confgen;
 
@@ -73,6 +82,11 @@ void request_feed(struct request *r, char *line, const struct proto_request *pr)
 void request_crashed(struct request *r);
 /* 1 when the request has tasks to dispatch now. */
 int request_has_work(const struct request *r);
+/*
+ * Items in the next new chunk of r, 0 when its next task would be a retry or
+ * it has nothing to cut (only new chunks join a bundle).
+ */
+uint32_t request_next_count(const struct request *r);
 /* The next task to send: a retry first, else a new chunk. */
 struct task *request_next_task(struct request *r);
 /* Cut t after its first k items; the rest becomes a new queued task, returned. */
