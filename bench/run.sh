@@ -81,5 +81,11 @@ python3 "$here/bench.py" "${args[@]}" "${py_args[@]}" &
 py=$!
 rc=0
 wait "$py" || rc=$?
+# Issue 8's rows (worker programs, commands per item), appended to BENCHMARKS.md.
+if [ "$rc" = 0 ]; then
+	python3 "$here/programs_bench.py" "${args[@]}" "${py_args[@]}" &
+	py=$!
+	wait "$py" || rc=$?
+fi
 py=
 exit "$rc"

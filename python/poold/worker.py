@@ -24,6 +24,7 @@ anything else as "function_error", with the exception's type and message.
 """
 
 import inspect
+import itertools
 import json
 import os
 import sys
@@ -35,6 +36,7 @@ PROTOCOL_VERSION = 1
 MAX_ARGS = 16
 
 _functions = {}
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 class Error(Exception):
@@ -102,27 +104,22 @@ def _error(e):
 def _run(f, args, star):
     """Call f on each item; a failure stands in its item's place and the rest go on."""
     out = []
-    append = out.append
     items = iter(args)
+    calls = itertools.starmap if star else map
     while True:
         try:
-            # One try around the loop, not one per item: the iterator resumes
-            # after the item that raised.
-            if star:
-                for a in items:
-                    append(f(*a))
-            else:
-                for a in items:
-                    append(f(a))
+            # list.extend keeps what it took before an exception, and the
+            # iterator resumes after the item that raised.
+            out.extend(calls(f, items))
             return out
         except Exception as e:  # every failure is the item's, never the program's
-            append(_error(e))
+            out.append(_error(e))
 
 
 def _encode(results):
     """The reply line; a result JSON cannot carry becomes that item's error."""
     try:
-        return json.dumps({"results": results}, allow_nan=False, separators=(",", ":"))
+        return '{"results":' + _dumps(results) + "}"
     except (TypeError, ValueError, OverflowError, RecursionError):
         pass
     fixed = []
