@@ -24,7 +24,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$poold" --socket "$sock" --workers "${WORKERS:-$(nproc)}" 2>"$dir/poold.log" &
+# The user's own work, one function of each kind: a C module, a worker program
+# (Python, kept warm in each worker) and a command per item.
+conf=$dir/poold.conf
+cat >"$conf" <<CONF
+[function wordcount]
+kind = module
+module = $PWD/build/examples/modules/textstats.so
+description = lines, words and bytes of a text, as wc counts them
+
+[function mandelbrot_row]
+kind = module
+module = $PWD/build/examples/modules/textstats.so
+
+[function slugify]
+kind = program
+command = python3 $PWD/examples/programs/pyfuncs.py
+env = PYTHONPATH=$PWD/python
+
+[function sha256sum]
+kind = command
+command = sh -c 'printf %s "\$1" | sha256sum | cut -d " " -f 1' sha256sum {}
+description = SHA-256 of a string, by sha256sum(1)
+CONF
+chmod 600 "$conf"
+echo "## poold --check-config (like nginx -t)"
+"$poold" --check-config --config "$conf"
+
+"$poold" --socket "$sock" --config "$conf" --workers "${WORKERS:-$(nproc)}" 2>"$dir/poold.log" &
 pid=$!
 for _ in $(seq 100); do # up to 10 s for the daemon to answer
 	"${poolctl[@]}" ping >/dev/null 2>&1 && break
@@ -58,8 +85,22 @@ seq 0 999999 | "${poolctl[@]}" map square - | tail -n 3
 printf '\n## Pool.imap_unordered: results as they finish, with their index\n'
 printf '$ printf "300\\n1\\n2\\n" | poolctl map --unordered sleep_ms -\n'
 printf '300\n1\n2\n' | "${poolctl[@]}" map --unordered sleep_ms -
+printf '\n## your own functions: a C module, a Python worker program, a command per item\n'
+show "wordcount (C module textstats.so)" "${poolctl[@]}" map wordcount '"the quick brown fox"' '"a b\nc"'
+show "mandelbrot_row (C module): row 12 of a 40x24 image, 50 iterations" \
+	"${poolctl[@]}" apply mandelbrot_row 12 40 24 50
+show "slugify (Python worker program, warm in each worker)" \
+	"${poolctl[@]}" map slugify '"Hello, World!"' '"poold runs YOUR work"'
+show "sha256sum (a command per item; the item is one argument, never shell code)" \
+	"${poolctl[@]}" map sha256sum '"abc"' '"; rm -rf /"'
+printf '\n## raw lines in, raw strings out (like jq -R / -r)\n$ printf "a\\nb c\\n" | poolctl map -R -r sha256sum -\n'
+printf 'a\nb c\n' | "${poolctl[@]}" map -R -r sha256sum -
+printf '\n## poolctl functions\n'
+"${poolctl[@]}" functions
 printf '\n## poolctl status\n'
 "${poolctl[@]}" status
+printf '\n## poolctl metrics (Prometheus text format), a few lines\n'
+"${poolctl[@]}" metrics | grep -E '^poold_(requests_total|items_total|worker_starts_total)' | head -8
 
 kill -TERM "$pid"
 status=0
