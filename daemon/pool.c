@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "confgen.h"
+#include "hosts.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -43,6 +44,8 @@ static const char *const state_names[] = {
 
 struct slot {
 	uint32_t index;
+	struct host *host; /* a remote slot: the host agent behind it (hosts.c); NULL: a worker */
+	uint32_t credit;   /* messages it may hold: POOL_CREDIT, or a host's worker count */
 	uint32_t gen;
 	int sock; /* nanomsg PUSH bound at RUNDIR/w<index>-<gen>.ipc, -1 when none */
 	struct event *ev_snd;
@@ -51,7 +54,8 @@ struct slot {
 	int retiring;              /* the coming exit is planned, not a crash */
 	enum proto_code kill_code; /* PROTO_TIMEOUT when we killed it for a timeout */
 	struct task_list held;
-	uint32_t n_held;
+	uint32_t n_held; /* tasks */
+	uint32_t n_msgs; /* messages carrying them: the credit counts these */
 	uint64_t items_done;
 	uint64_t tasks_done;        /* results received: chunks answered */
 	uint64_t items_this_worker; /* items sent to the current process */
@@ -74,6 +78,20 @@ static int stopping;
 static struct buf head;
 static int results_eid = -1;
 static char last_start_failure[192];
+static int n_local; /* slots [0, n_local) are local workers, the rest remote hosts */
+
+static const struct pool_hooks ledger_hooks = {
+    .result = ledger_message_result,
+    .lost = ledger_task_lost,
+    .dispatch = ledger_dispatch,
+    .reaped = supervisor_check_idle,
+};
+static const struct pool_hooks *hooks = &ledger_hooks;
+
+void pool_set_hooks(const struct pool_hooks *h)
+{
+	hooks = h;
+}
 
 static void slot_start(struct slot *s);
 
@@ -130,12 +148,29 @@ static void slot_terminate(struct slot *s)
  * When the task the worker runs now must be over, 0 for never: its timeout
  * budget (see ledger.h), or a short grace once its request went away.
  */
-static uint64_t task_deadline(const struct task *t)
+static uint64_t task_deadline(const struct task *t, uint64_t orphan_ms)
 {
 	uint64_t at = t->timeout_ms ? t->sent_ms + t->budget_ms : 0;
 
-	if (t->orphan_ms && (!at || t->orphan_ms + ORPHAN_GRACE_MS < at))
-		at = t->orphan_ms + ORPHAN_GRACE_MS;
+	if (orphan_ms && (!at || orphan_ms + ORPHAN_GRACE_MS < at))
+		at = orphan_ms + ORPHAN_GRACE_MS;
+	return at;
+}
+
+/*
+ * When every task of the message the worker runs now lost its request, the
+ * latest of those moments; 0 while one of them is still wanted.
+ */
+static uint64_t message_orphaned(const struct slot *s)
+{
+	const struct task *first = TAILQ_FIRST(&s->held), *t;
+	uint64_t at = 0;
+
+	for (t = first; t && t->msg_id == first->msg_id; t = TAILQ_NEXT(t, slink)) {
+		if (t->req)
+			return 0;
+		at = t->orphan_ms > at ? t->orphan_ms : at;
+	}
 	return at;
 }
 
@@ -147,7 +182,9 @@ static void slot_arm_deadline(struct slot *s)
 	struct timeval tv;
 
 	evtimer_del(s->ev_timer);
-	if (!t || s->kill_code || s->retiring || !(at = task_deadline(t)))
+	if (s->host) /* its agent keeps the deadlines of its own workers */
+		return;
+	if (!t || s->kill_code || s->retiring || !(at = task_deadline(t, message_orphaned(s))))
 		return;
 	ms = at > now ? at - now : 0;
 	tv.tv_sec = (time_t)(ms / 1000);
@@ -157,8 +194,13 @@ static void slot_arm_deadline(struct slot *s)
 
 void pool_task_orphaned(struct task *t)
 {
+	struct task *first;
+
 	t->orphan_ms = now_ms();
-	if (t->slot >= 0 && t->slot < n_slots && TAILQ_FIRST(&slots[t->slot].held) == t)
+	if (t->slot < 0 || t->slot >= n_slots)
+		return;
+	first = TAILQ_FIRST(&slots[t->slot].held);
+	if (first && first->msg_id == t->msg_id)
 		slot_arm_deadline(&slots[t->slot]);
 }
 
@@ -174,7 +216,7 @@ static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (TAILQ_EMPTY(&s->held))
 		return;
-	if (!TAILQ_FIRST(&s->held)->req) {
+	if (message_orphaned(s)) {
 		/* Pool.terminate: abandoned work must not hold a worker forever. */
 		log_info("worker %u (pid %d) still runs a task whose request went away; "
 		         "stopping it",
@@ -200,7 +242,7 @@ static void on_sndfd(evutil_socket_t fd, short ev, void *arg)
 	struct slot *s = arg;
 
 	event_del(s->ev_snd);
-	ledger_dispatch();
+	hooks->dispatch();
 }
 
 /*
@@ -331,8 +373,8 @@ static void send_welcome(struct slot *s)
 
 static void slot_retire_if_due(struct slot *s)
 {
-	if (!sv.opt.max_tasks_per_worker || s->items_this_worker < sv.opt.max_tasks_per_worker ||
-	    s->n_held || s->retiring)
+	if (s->host || !sv.opt.max_tasks_per_worker ||
+	    s->items_this_worker < sv.opt.max_tasks_per_worker || s->n_held || s->retiring)
 		return;
 	log_debug("worker %u retires after %llu items", s->index,
 	          (unsigned long long)s->items_this_worker);
@@ -340,27 +382,42 @@ static void slot_retire_if_due(struct slot *s)
 	slot_terminate(s);
 }
 
+/* Take the tasks message msg_id carried out of s's held list, in order; how many. */
+static int take_message(struct slot *s, uint64_t msg_id, struct task **ts)
+{
+	struct task *t, *next;
+	int n = 0;
+
+	for (t = TAILQ_FIRST(&s->held); t; t = next) {
+		next = TAILQ_NEXT(t, slink);
+		if (t->msg_id != msg_id)
+			continue;
+		TAILQ_REMOVE(&s->held, t, slink);
+		s->n_held--;
+		ts[n++] = t;
+	}
+	if (n)
+		s->n_msgs--;
+	return n;
+}
+
 static void handle_result(struct slot *s, const struct wire_msg *m, void *msg)
 {
-	struct task *t;
+	struct task *ts[POOL_BUNDLE_MAX];
+	int n = take_message(s, m->task_id, ts);
 
-	TAILQ_FOREACH(t, &s->held, slink)
-	if (t->id == m->task_id)
-		break;
-	if (!t) {
+	if (!n) {
 		log_debug("worker %u: dropping a result for task %llu (already answered)", s->index,
 		          (unsigned long long)m->task_id);
 		nn_freemsg(msg);
 		return;
 	}
-	TAILQ_REMOVE(&s->held, t, slink);
-	s->n_held--;
 	s->items_done += m->count;
 	s->tasks_done++;
-	metrics_task_time(now_ms() - t->sent_ms);
+	metrics_task_time(now_ms() - ts[0]->sent_ms);
 	s->crashes_in_row = 0;
 	slot_arm_deadline(s);
-	ledger_task_result(t, m, msg);
+	hooks->result(ts, n, m, msg);
 	slot_retire_if_due(s);
 	pool_roll();
 }
@@ -382,7 +439,7 @@ static void on_results(evutil_socket_t fd, short ev, void *arg)
 				log_error("receiving results: %s", nn_strerror(nn_errno()));
 			break;
 		}
-		if (wire_decode(msg, (size_t)n, &m) < 0 || m.slot >= (uint32_t)n_slots ||
+		if (wire_decode(msg, (size_t)n, &m) < 0 || m.slot >= (uint32_t)n_local ||
 		    slots[m.slot].gen != m.gen || slots[m.slot].pid != (pid_t)m.pid) {
 			log_debug("dropping a stale or malformed message (%d bytes)", n);
 			nn_freemsg(msg);
@@ -413,7 +470,7 @@ static void on_results(evutil_socket_t fd, short ev, void *arg)
 			nn_freemsg(msg);
 		}
 	}
-	ledger_dispatch();
+	hooks->dispatch();
 }
 
 /* 1 when the worker of s knows fn: same configuration, or one with a function of that name. */
@@ -426,24 +483,36 @@ static int slot_knows(const struct slot *s, const struct fn_entry *fn)
 	return conf_find(c, fn->name, strlen(fn->name)) != NULL;
 }
 
+/* 1 when s cannot send now: its socket's buffer is full (a send waits for room). */
+static int slot_blocked(const struct slot *s)
+{
+	return s->host ? !hosts_can_send(s->host) : event_pending(s->ev_snd, EV_READ, NULL);
+}
+
+/*
+ * Idle slots first (local workers before hosts); then the host with the
+ * most free credit, so that work spreads over hosts rather than queueing on one.
+ */
 int pool_pick(const struct fn_entry *fn)
 {
 	int i, best = -1;
+	uint32_t best_free = 0;
 
 	for (i = 0; i < n_slots; i++) {
 		struct slot *s = &slots[i];
 
 		if (s->state != SLOT_READY || s->retiring || s->kill_code ||
-		    s->n_held >= POOL_CREDIT || event_pending(s->ev_snd, EV_READ, NULL) ||
-		    !slot_knows(s, fn))
+		    s->n_msgs >= s->credit || slot_blocked(s) || !slot_knows(s, fn))
 			continue;
-		if (sv.opt.max_tasks_per_worker &&
+		if (!s->host && sv.opt.max_tasks_per_worker &&
 		    s->items_this_worker >= sv.opt.max_tasks_per_worker)
 			continue;
-		if (s->n_held == 0)
+		if (s->n_msgs == 0)
 			return i;
-		if (best < 0)
+		if (s->credit - s->n_msgs > best_free) {
 			best = i;
+			best_free = s->credit - s->n_msgs;
+		}
 	}
 	return best;
 }
@@ -454,39 +523,52 @@ int pool_unavailable(char *why, size_t n)
 
 	for (i = 0; i < n_slots; i++)
 		if (slots[i].state == SLOT_READY ||
-		    slots[i].start_failures < START_FAILURES_UNAVAILABLE)
+		    (i < n_local && slots[i].start_failures < START_FAILURES_UNAVAILABLE))
 			return 0;
 	snprintf(why, n, "no worker can start (%s)",
 	         last_start_failure[0] ? last_start_failure : "every start failed");
-	return n_slots > 0;
+	return n_local > 0;
 }
 
-int pool_send(int idx, struct task *t)
+int pool_send(int idx, struct task **ts, int n)
 {
 	struct slot *s = &slots[idx];
+	struct task *t = ts[0];
 	struct wire_msg m = {.type = WIRE_TASK,
 	                     .slot = s->index,
 	                     .gen = s->gen,
-	                     .count = t->count,
 	                     .first_error = WIRE_NO_ERROR,
 	                     .task_id = t->id,
 	                     .attempt = t->attempts,
-	                     .flags = t->flags,
+	                     /* in a bundle each task's fail mode is applied here, not there */
+	                     .flags = n > 1 ? t->flags & ~WIRE_FAIL_FAST : t->flags,
+	                     .timeout_ms = t->timeout_ms,
+	                     .budget_ms =
+	                         t->budget_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)t->budget_ms,
 	                     .fn = t->fn->name,
 	                     .fn_len = strlen(t->fn->name)};
-	struct nn_iovec iov[4];
-	struct nn_msghdr hdr = {.msg_iov = iov, .msg_iovlen = 4};
+	struct nn_iovec iov[2 + 2 * POOL_BUNDLE_MAX];
+	struct nn_msghdr hdr = {.msg_iov = iov};
+	uint64_t now = now_ms();
+	int i, k = 1;
 
+	for (i = 0; i < n; i++) {
+		m.count += ts[i]->count;
+		iov[k].iov_base = i ? "," : "[";
+		iov[k++].iov_len = 1;
+		iov[k].iov_base = (void *)ts[i]->items.p;
+		iov[k++].iov_len = ts[i]->items.len;
+	}
+	iov[k].iov_base = "]";
+	iov[k++].iov_len = 1;
+	hdr.msg_iovlen = k;
 	wire_encode_head(&head, &m);
 	iov[0].iov_base = head.data;
 	iov[0].iov_len = head.len;
-	iov[1].iov_base = "[";
-	iov[1].iov_len = 1;
-	iov[2].iov_base = (void *)t->items.p;
-	iov[2].iov_len = t->items.len;
-	iov[3].iov_base = "]";
-	iov[3].iov_len = 1;
-	if (nn_sendmsg(s->sock, &hdr, NN_DONTWAIT) < 0) {
+	if (s->host) {
+		if (hosts_send_task(s->host, iov, k) < 0)
+			return -EAGAIN;
+	} else if (nn_sendmsg(s->sock, &hdr, NN_DONTWAIT) < 0) {
 		int e = nn_errno();
 
 		if (e != EAGAIN)
@@ -494,11 +576,15 @@ int pool_send(int idx, struct task *t)
 		event_add(s->ev_snd, NULL);
 		return -EAGAIN;
 	}
-	t->slot = idx;
-	t->sent_ms = now_ms();
-	TAILQ_INSERT_TAIL(&s->held, t, slink);
-	s->items_this_worker += t->count;
-	if (++s->n_held == 1)
+	for (i = 0; i < n; i++) {
+		ts[i]->slot = idx;
+		ts[i]->sent_ms = now;
+		ts[i]->msg_id = t->id;
+		TAILQ_INSERT_TAIL(&s->held, ts[i], slink);
+		s->n_held++;
+	}
+	s->items_this_worker += m.count;
+	if (++s->n_msgs == 1)
 		slot_arm_deadline(s);
 	return 0;
 }
@@ -562,6 +648,7 @@ static void slot_exited(struct slot *s, int status)
 {
 	char why[160];
 	struct task *t, *head_task = TAILQ_FIRST(&s->held);
+	int alone;
 	int planned = s->retiring || stopping, was_starting = s->state == SLOT_STARTING;
 	int crash = !planned && crashed(s, status);
 	enum proto_code code = s->kill_code == PROTO_TIMEOUT ? PROTO_TIMEOUT : PROTO_WORKER_DIED;
@@ -583,15 +670,26 @@ static void slot_exited(struct slot *s, int status)
 	s->cg = NULL;
 	s->pid = 0;
 	s->state = SLOT_STOPPED;
+	/*
+	 * Only the message the worker was running is charged. A message that
+	 * carried several requests' tasks is charged to none of them: each goes
+	 * back alone, so that a poison item is charged alone and nobody else's.
+	 */
+	alone = head_task && TAILQ_NEXT(head_task, slink) &&
+	        TAILQ_NEXT(head_task, slink)->msg_id == head_task->msg_id;
 	while ((t = TAILQ_FIRST(&s->held))) {
+		int running = head_task && t->msg_id == head_task->msg_id;
+
 		TAILQ_REMOVE(&s->held, t, slink);
 		s->n_held--;
-		ledger_task_lost(t,
-		                 t != head_task || s->retiring ? LOST_FREE
-		                 : crash                       ? LOST_CRASH
-		                                               : LOST_CHARGE,
-		                 code, why);
+		t->alone |= running && alone;
+		hooks->lost(t,
+		            !running || alone || s->retiring ? LOST_FREE
+		            : crash                          ? LOST_CRASH
+		                                             : LOST_CHARGE,
+		            code, why);
 	}
+	s->n_msgs = 0;
 	if (stopping)
 		return;
 	if (!planned)
@@ -635,7 +733,8 @@ void pool_roll(void)
 	for (i = 0; i < n_slots; i++) {
 		struct slot *s = &slots[i];
 
-		if (s->state != SLOT_READY || !s->cg || s->cg == cur || s->n_held || s->retiring)
+		if (s->host || s->state != SLOT_READY || !s->cg || s->cg == cur || s->n_held ||
+		    s->retiring)
 			continue;
 		for (others = 0, j = 0; j < n_slots; j++)
 			others += j != i && slots[j].cg == s->cg;
@@ -661,8 +760,8 @@ void pool_reap(void)
 		if (i < n_slots)
 			slot_exited(&slots[i], status);
 	}
-	ledger_dispatch();
-	supervisor_check_idle();
+	hooks->dispatch();
+	hooks->reaped();
 }
 
 int pool_init(void)
@@ -684,19 +783,23 @@ int pool_init(void)
 		return -EIO;
 	}
 	ev_results = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_results, NULL);
-	slots = xcalloc((size_t)sv.opt.workers, sizeof(*slots));
+	n_local = sv.opt.workers;
+	max = n_local + (sv.opt.hosts ? POOL_MAX_HOSTS : 0);
+	slots = xcalloc((size_t)max, sizeof(*slots));
 	event_add(ev_results, NULL);
-	for (i = 0; i < sv.opt.workers; i++) {
+	for (i = 0; i < max; i++) {
 		struct slot *s = &slots[i];
 
 		s->index = (uint32_t)i;
 		s->sock = -1;
+		s->credit = POOL_CREDIT;
 		TAILQ_INIT(&s->held);
 		s->ev_timer = evtimer_new(sv.base, on_slot_timer, s);
 		s->ev_kill = evtimer_new(sv.base, on_kill_timer, s);
 		s->ev_respawn = evtimer_new(sv.base, on_respawn, s);
 		n_slots = i + 1;
-		slot_start(s);
+		if (i < n_local)
+			slot_start(s);
 	}
 	return 0;
 }
@@ -741,7 +844,7 @@ void pool_free(void)
 		}
 		while ((t = TAILQ_FIRST(&s->held))) {
 			TAILQ_REMOVE(&s->held, t, slink);
-			ledger_task_lost(t, LOST_FREE, PROTO_SHUTTING_DOWN, "the daemon stopped");
+			hooks->lost(t, LOST_FREE, PROTO_SHUTTING_DOWN, "the daemon stopped");
 		}
 		slot_close_sock(s);
 		confgen_unref(s->cg);
@@ -767,7 +870,7 @@ void pool_status(struct buf *b)
 	int i;
 
 	buf_adds(b, "[");
-	for (i = 0; i < n_slots; i++) {
+	for (i = 0; i < n_local; i++) {
 		const struct slot *s = &slots[i];
 		const char *state = state_names[s->state];
 
@@ -789,7 +892,7 @@ void pool_counts(struct pool_counts *pc)
 	int i;
 
 	memset(pc, 0, sizeof(*pc));
-	for (i = 0; i < n_slots; i++) {
+	for (i = 0; i < n_local; i++) {
 		const struct slot *s = &slots[i];
 
 		if (s->state == SLOT_READY && s->n_held)
@@ -811,4 +914,111 @@ int pool_size(void)
 struct task *pool_running(int i)
 {
 	return i >= 0 && i < n_slots ? TAILQ_FIRST(&slots[i].held) : NULL;
+}
+
+/* ------------------------------------------------------------ remote slots */
+
+int pool_host_add(struct host *h, uint32_t workers, struct confgen *cg)
+{
+	int i;
+
+	for (i = n_local; i < n_slots; i++) {
+		struct slot *s = &slots[i];
+
+		if (s->host)
+			continue;
+		s->host = h;
+		s->gen++;
+		s->credit = workers;
+		s->state = SLOT_STARTING;
+		s->cg = confgen_ref(cg);
+		s->items_done = s->tasks_done = 0;
+		return i;
+	}
+	return -1;
+}
+
+void pool_host_ready(int slot)
+{
+	slots[slot].state = SLOT_READY;
+}
+
+void pool_host_result(int slot, const struct wire_msg *m, void *msg)
+{
+	handle_result(&slots[slot], m, msg);
+}
+
+/*
+ * The message msg_id of remote slot s is lost: charged as a local death
+ * charges the message its worker ran (a bundle's tasks go back alone, free).
+ */
+static void host_lose_message(struct slot *s, uint64_t msg_id, enum lost_charge charge,
+                              enum proto_code code, const char *why)
+{
+	struct task *ts[POOL_BUNDLE_MAX];
+	int i, n = take_message(s, msg_id, ts);
+
+	for (i = 0; i < n; i++) {
+		ts[i]->alone |= n > 1;
+		hooks->lost(ts[i], n > 1 ? LOST_FREE : charge, code, why);
+	}
+}
+
+void pool_host_lost(int slot, uint64_t msg_id, enum lost_charge charge, enum proto_code code,
+                    const char *why)
+{
+	host_lose_message(&slots[slot], msg_id, charge, code, why);
+}
+
+void pool_host_reconcile(int slot, const unsigned char *ids, size_t n, uint64_t sent_before)
+{
+	struct slot *s = &slots[slot];
+	struct task *t, *next;
+	size_t i;
+
+	for (t = TAILQ_FIRST(&s->held); t; t = next) {
+		uint64_t id = t->msg_id;
+
+		next = TAILQ_NEXT(t, slink);
+		if (t->sent_ms >= sent_before)
+			continue;
+		for (i = 0; i < n; i++) {
+			uint64_t v = 0;
+			int b;
+
+			for (b = 7; b >= 0; b--)
+				v = v << 8 | ids[i * 8 + (size_t)b];
+			if (v == id)
+				break;
+		}
+		if (i < n)
+			continue;
+		log_warn("host slot %d: message %llu never arrived or its answer was lost; "
+		         "sending it again",
+		         slot, (unsigned long long)id);
+		while (next && next->msg_id == id)
+			next = TAILQ_NEXT(next, slink);
+		host_lose_message(s, id, LOST_FREE, PROTO_WORKER_DIED, "lost on the network");
+	}
+}
+
+void pool_host_remove(int slot, const char *why)
+{
+	struct slot *s = &slots[slot];
+	struct task *t;
+
+	while ((t = TAILQ_FIRST(&s->held)))
+		host_lose_message(s, t->msg_id, LOST_CHARGE, PROTO_WORKER_DIED, why);
+	s->n_msgs = 0;
+	s->host = NULL;
+	s->state = SLOT_STOPPED;
+	confgen_unref(s->cg);
+	s->cg = NULL;
+	hooks->dispatch();
+}
+
+void pool_host_counts(int slot, uint32_t *held, uint64_t *items_done)
+{
+	*held = slots[slot].n_held;
+	*items_done = slots[slot].items_done;
 }

@@ -38,9 +38,9 @@ static uint64_t get64(const unsigned char *p)
 }
 
 /*
- * Header layout (56 bytes): magic 0, type 4, flags 6, slot 8, gen 12, pid 16,
+ * Header layout (64 bytes): magic 0, type 4, flags 6, slot 8, gen 12, pid 16,
  * count 20, first_error 24, n_errors 28, task_id 32, fn_len 40, reserved 42,
- * attempt 44, busy_ns 48.
+ * attempt 44, busy_ns 48, timeout_ms 56, budget_ms 60.
  */
 int wire_encode_head(struct buf *b, const struct wire_msg *m)
 {
@@ -60,6 +60,8 @@ int wire_encode_head(struct buf *b, const struct wire_msg *m)
 	put16(h + 40, (uint16_t)m->fn_len);
 	put32(h + 44, m->attempt);
 	put64(h + 48, m->busy_ns);
+	put32(h + 56, m->timeout_ms);
+	put32(h + 60, m->budget_ms);
 	if (buf_add(b, h, sizeof(h)) < 0 || buf_add(b, m->fn, m->fn_len) < 0 ||
 	    buf_add(b, m->errors, (size_t)m->n_errors * 4) < 0)
 		return -ENOMEM;
@@ -94,7 +96,9 @@ int wire_decode(const void *data, size_t len, struct wire_msg *m)
 	m->fn_len = get16(p + 40);
 	m->attempt = get32(p + 44);
 	m->busy_ns = get64(p + 48);
-	if (m->type < WIRE_TASK || m->type > WIRE_RESULT)
+	m->timeout_ms = get32(p + 56);
+	m->budget_ms = get32(p + 60);
+	if (m->type < WIRE_TASK || m->type > WIRE_LOST)
 		return -EBADMSG;
 	if (m->n_errors > m->count || m->n_errors > (len - WIRE_HDR_SIZE) / 4)
 		return -EBADMSG;

@@ -7,7 +7,7 @@
 #include "buf.h"
 
 #define WIRE_MAGIC 0x31504f50u /* "POP1" little-endian */
-#define WIRE_HDR_SIZE 56
+#define WIRE_HDR_SIZE 64
 #define WIRE_NO_ERROR UINT32_MAX
 
 enum wire_type {
@@ -16,6 +16,12 @@ enum wire_type {
 	WIRE_HELLO = 3,   /* worker -> supervisor: I am up (repeated until welcomed) */
 	WIRE_READY = 4,   /* worker -> supervisor: welcome received, send tasks */
 	WIRE_RESULT = 5,  /* worker -> supervisor: results of one task */
+	/* Between a supervisor and its host agents (sealed, see seal.h and PROTOCOL.md). */
+	WIRE_JOIN = 6,   /* host -> supervisor: count workers, fn its task endpoint, payload JSON */
+	WIRE_ACCEPT = 7, /* supervisor -> host: joined as slot, generation gen */
+	WIRE_REFUSE = 8, /* supervisor -> host: not joined, payload says why */
+	WIRE_BEAT = 9,   /* both ways: alive; from a host, payload = ids of tasks it holds (u64) */
+	WIRE_LOST = 10,  /* host -> supervisor: task_id was lost; flags charge, attempt code */
 };
 
 enum wire_flags {
@@ -39,8 +45,10 @@ struct wire_msg {
 	uint32_t count;       /* task: items; result: items answered */
 	uint32_t first_error; /* result: index of the first failed item, or WIRE_NO_ERROR */
 	uint64_t task_id;
-	uint32_t attempt; /* task: 0 on an item's first try */
-	uint64_t busy_ns; /* result: time the worker spent running the items */
+	uint32_t attempt;    /* task: 0 on an item's first try */
+	uint64_t busy_ns;    /* result: time the worker spent running the items */
+	uint32_t timeout_ms; /* task: per-item timeout, 0 = none (a host agent enforces it) */
+	uint32_t budget_ms;  /* task: how long the whole chunk may run (see ledger.h) */
 	const char *fn;
 	size_t fn_len;
 	uint32_t n_errors;

@@ -36,6 +36,7 @@ static void expect_same(const char *file, int line, const struct wire_msg *m,
 	if (d->type != m->type || d->flags != m->flags || d->slot != m->slot || d->gen != m->gen ||
 	    d->pid != m->pid || d->count != m->count || d->first_error != m->first_error ||
 	    d->task_id != m->task_id || d->attempt != m->attempt || d->fn_len != m->fn_len ||
+	    d->timeout_ms != m->timeout_ms || d->budget_ms != m->budget_ms ||
 	    d->n_errors != m->n_errors || d->payload_len != m->payload_len) {
 		check_fail(file, line, "header fields differ after a round trip (type %u)",
 		           m->type);
@@ -60,9 +61,11 @@ static void test_round_trips(void)
 	uint16_t t;
 
 	put_indices(errs, idx, 5);
-	for (t = WIRE_TASK; t <= WIRE_RESULT; t++) {
+	for (t = WIRE_TASK; t <= WIRE_LOST; t++) {
 		memset(&m, 0, sizeof(m));
 		m.type = t;
+		m.timeout_ms = t == WIRE_TASK ? 86400000u : 0;
+		m.budget_ms = t == WIRE_TASK ? 0xfffffff0u : 0;
 		m.flags = (uint16_t)(t == WIRE_TASK ? WIRE_STAR | WIRE_FAIL_FAST | WIRE_APPLY : 0);
 		m.slot = 3 + t;
 		m.gen = 0xfffffffeu;
@@ -85,6 +88,7 @@ static void test_round_trips(void)
 		CHECK_INT((unsigned char)b.data[40], m.fn_len);
 		CHECK(b.data[42] == 0 && b.data[43] == 0); /* reserved */
 		CHECK_INT((unsigned char)b.data[44], m.attempt & 0xff);
+		CHECK_INT((unsigned char)b.data[60], m.budget_ms & 0xff);
 		CHECK(wire_decode(b.data, b.len, &d) == 0);
 		expect_same(__FILE__, __LINE__, &m, &d);
 		/* the pointers refer into the buffer */
@@ -107,7 +111,7 @@ static void test_round_trips(void)
 		}
 	}
 	/* a zeroed message of each type */
-	for (t = WIRE_TASK; t <= WIRE_RESULT; t++) {
+	for (t = WIRE_TASK; t <= WIRE_LOST; t++) {
 		memset(&m, 0, sizeof(m));
 		m.type = t;
 		m.first_error = WIRE_NO_ERROR;
@@ -241,7 +245,7 @@ static void test_bad_headers(void)
 	CHECK_INT(decode_patched32(&b, 0, 0x504f5031u), -EBADMSG); /* big-endian "POP1" */
 	/* type out of range (type and flags share the u32 at offset 4) */
 	CHECK_INT(decode_patched32(&b, 4, 0), -EBADMSG);
-	CHECK_INT(decode_patched32(&b, 4, 6), -EBADMSG);
+	CHECK_INT(decode_patched32(&b, 4, WIRE_LOST + 1), -EBADMSG);
 	CHECK_INT(decode_patched32(&b, 4, 0xffff), -EBADMSG);
 	CHECK_INT(decode_patched32(&b, 4, 0x00010005), 0); /* flags do not matter */
 	/* n_errors (offset 28) beyond count or beyond the message */
