@@ -133,7 +133,7 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 	TAILQ_INIT(&r->retryq);
 	TAILQ_INIT(&r->batches);
 	TAILQ_INSERT_TAIL(conn_requests(c), r, clink);
-	conn_request_added(c);
+	conn_request_added(c, r);
 	sv.n_requests++;
 	r->cg = confgen_ref(confgen_current());
 	r->cg->n_requests++;
@@ -502,7 +502,7 @@ void request_free(struct request *r)
 	TAILQ_REMOVE(conn_requests(r->conn), r, clink);
 	if (r->full)
 		conn_block(r->conn, -1);
-	conn_request_removed(r->conn);
+	conn_request_removed(r->conn, r);
 	if (r->in_pending)
 		TAILQ_REMOVE(&sv.pending, r, plink);
 	for (t = TAILQ_FIRST(&r->tasks); t; t = next) {
