@@ -30,7 +30,10 @@ def test_kill_workers_during_map():
 
 def test_kill_workers_during_program_map():
     """The same with a worker program: killed with its worker, restarted, results exact."""
-    chaos([("double", lambda i: 2 * i)], config=PROGRAM_CONF, n_items=50000, min_kills=25)
+    # A kill every 100 ms: a worker's program must get through its start-up
+    # (an interpreter) between kills for the map to make progress at all.
+    chaos([("double", lambda i: 2 * i)], config=PROGRAM_CONF, n_items=50000, min_kills=25,
+          kill_every=0.1)
 
     def programs():
         found = []
@@ -45,7 +48,7 @@ def test_kill_workers_during_program_map():
     harness.wait_until(lambda: not programs(), 10, "no worker program to outlive poold")
 
 
-def chaos(fns, config=None, n_items=N_ITEMS, min_kills=MIN_KILLS):
+def chaos(fns, config=None, n_items=N_ITEMS, min_kills=MIN_KILLS, kill_every=KILL_EVERY):
     rng = random.Random(4242)
     with Daemon(workers=4, config=config) as d, d.client() as c, d.client() as watcher:
         active = threading.Event()
@@ -68,7 +71,7 @@ def chaos(fns, config=None, n_items=N_ITEMS, min_kills=MIN_KILLS):
                                 kills.append(pid)
                             except ProcessLookupError:
                                 pass
-                    done.wait(KILL_EVERY)
+                    done.wait(kill_every)
             except BaseException as e:
                 errors.append(repr(e))
 
