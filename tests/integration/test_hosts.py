@@ -144,12 +144,12 @@ def capture_join(d, key):
 # ------------------------------------------------------------------- cases
 
 
-def run_cluster(fn, workers=1, config=None, addr="127.0.0.1"):
+def run_cluster(fn, workers=1, config=None, addr="127.0.0.1", port=None):
     """fn(daemon, join address, key, agents) with a supervisor listening for hosts at addr."""
     keydir = tempfile.mkdtemp(prefix="poold-key-", dir="/tmp")
     key = keygen(keydir)
-    port = free_port()
-    join = "tcp://%s:%d" % (addr, port)
+    port = port or free_port()
+    join = "tcp://%s:%d" % ("*" if addr == "0.0.0.0" else addr, port)
     d = Daemon(workers=workers, config=config,
                args=["--hosts", join, "--cluster-key", key, "--host-timeout-ms", str(TIMEOUT_MS)])
     d.keydir = keydir
@@ -259,6 +259,125 @@ def test_refused_functions():
         check_eq(agents[0].log().count("refused this host"), 1, "agent refusal lines")
         check_results(d.call({"op": "map", "fn": "square", "args": [2]}), [4], "map")
     run_cluster(body)
+
+
+
+# ----------------------------------------------------------- network namespaces
+
+
+class Netns:
+    """Namespaces with a veth pair each to this one (10.R.i.1 here, 10.R.i.2 there)."""
+
+    def __init__(self, count):
+        if os.geteuid() != 0:
+            raise Skip("network namespaces need root")
+        self.tag = "%04x" % random.randrange(1 << 16)
+        self.r = 200 + random.randrange(50)
+        self.names = []
+        try:
+            for i in range(count):
+                ns, v = "poold-%s-%d" % (self.tag, i), "ph%s%d" % (self.tag, i)
+                self._ip("netns", "add", ns)
+                self.names.append(ns)
+                self._ip("link", "add", v, "type", "veth", "peer", "name", v + "h")
+                self._ip("link", "set", v + "h", "netns", ns)
+                self._ip("addr", "add", "%s/24" % self.here(i), "dev", v)
+                self._ip("link", "set", v, "up")
+                self._ip("-n", ns, "addr", "add", "%s/24" % self.there(i), "dev", v + "h")
+                self._ip("-n", ns, "link", "set", v + "h", "up")
+                self._ip("-n", ns, "link", "set", "lo", "up")
+        except (OSError, subprocess.CalledProcessError) as e:
+            self.close()
+            raise Skip("ip netns does not work here: %s" % e)
+
+    @staticmethod
+    def _ip(*args):
+        subprocess.run(("ip",) + args, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+
+    def here(self, i):
+        return "10.%d.%d.1" % (self.r, i)
+
+    def there(self, i):
+        return "10.%d.%d.2" % (self.r, i)
+
+    def veth(self, i):
+        return "ph%s%d" % (self.tag, i)
+
+    def close(self):
+        for i, ns in enumerate(self.names):
+            subprocess.run(["ip", "link", "del", self.veth(i)], stderr=subprocess.DEVNULL)
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+        self.names = []
+
+
+def run_netns(fn, workers=(1, 2)):
+    """fn(daemon, netns, endpoints) with a host agent in each namespace, ready."""
+    net = Netns(len(workers))
+    port = free_port()
+
+    def body(d, join, key, agents):
+        eps = []
+        for i, w in enumerate(workers):
+            eps.append("tcp://%s:%d" % (net.there(i), port + 1))
+            agents.append(Agent(d, "tcp://%s:%d" % (net.here(i), port), eps[i], key,
+                                workers=w, netns=net.names[i], name=str(i)))
+        wait_hosts_ready(d, eps)
+        fn(d, net, eps, agents)
+    try:
+        run_cluster(body, addr="0.0.0.0", port=port)
+    finally:
+        net.close()
+
+
+def test_netns_map():
+    def body(d, net, eps, agents):
+        n = 200000
+        r = d.call({"op": "map", "fn": "square", "args": list(range(n)), "chunksize": 500})
+        check_results(r, [i * i for i in range(n)], "200,000 squares over two namespaces")
+        hs = {h["address"]: h for h in hosts(d)}
+        for e in eps:
+            check(hs[e]["items_done"] > 0, "host %s did no item: %s" % (e, hs))
+    run_netns(body)
+
+
+def test_netns_killed_and_cut_off():
+    def body(d, net, eps, agents):
+        n = 400
+        with d.client() as c:
+            rid = c.send({"op": "map", "fn": "getpid", "args": list(range(n)), "chunksize": 1})
+            rid2 = c.send({"op": "map", "fn": "sleep_ms", "args": [10] * n, "chunksize": 2})
+            wait_until(lambda: all(h["tasks_held"] > 0 for h in hosts(d)), 20,
+                       "both hosts to hold tasks")
+            agents[0].proc.kill()
+            subprocess.run(["ip", "link", "set", net.veth(1), "down"], check=True)
+            r = c.recv_id(rid)
+            r2 = c.recv_id(rid2)
+        check(r.get("ok") is True, "map: %s" % harness._short(r))
+        check_eq([x["item"] for x in r["results"]], list(range(n)), "items, once each, in order")
+        check_results(r2, [10] * n, "the second map")
+        states = wait_until(lambda: [h["state"] for h in hosts(d)] == ["lost", "lost"] or None,
+                            10, "both hosts lost")
+        check(states, "hosts")
+    run_netns(body)
+
+
+def test_netns_netem():
+    def body(d, net, eps, agents):
+        for i in range(2):
+            for pre, dev in (([], net.veth(i)), (["ip", "netns", "exec", net.names[i]],
+                                                 net.veth(i) + "h")):
+                r = subprocess.run(pre + ["tc", "qdisc", "add", "dev", dev, "root", "netem",
+                                          "delay", "20ms", "loss", "1%"],
+                                   stderr=subprocess.PIPE)
+                if r.returncode != 0:
+                    raise Skip("tc netem does not work here (sch_netem): %s" %
+                               r.stderr.decode(errors="replace").strip())
+        n = 20000
+        r = d.call({"op": "map", "fn": "square", "args": list(range(n)), "chunksize": 100})
+        check_results(r, [i * i for i in range(n)], "squares through 20 ms delay and 1% loss")
+        check(sum(h["items_done"] for h in hosts(d)) > 0, "the hosts did nothing")
+    run_netns(body)
 
 
 if __name__ == "__main__":
