@@ -262,7 +262,36 @@ def cmd_mandelbrot(w, h, max_iter, reps, workers):
     return {"rows": h, "times_s": times, "digest": want}
 
 
-COMMANDS = {"map": cmd_map, "apply": cmd_apply, "spin": cmd_spin, "imap": cmd_imap,
+def add(a, b):
+    return a + b
+
+
+def cmd_applyasync(n, reps, workers):
+    """h: n apply_async(add, (i, 1)) at once, then every get(); REPS timed after a warm-up."""
+    n, reps, workers = int(n), int(reps), int(workers)
+    times = []
+    with multiprocessing.Pool(workers) as pool:
+        for r in range(reps + 1):
+            t0 = time.perf_counter()
+            res = [pool.apply_async(add, (i, 1)) for i in range(n)]
+            got = [x.get() for x in res]
+            if r:
+                times.append(time.perf_counter() - t0)
+            if got != [i + 1 for i in range(n)]:
+                raise SystemExit("anchor applyasync: wrong results")
+    return {"requests": n, "times_s": times}
+
+
+def cmd_mapwhole(n, workers):
+    """i: the whole process: Pool(W).map(square, range(n)), results written to stdout."""
+    n, workers = int(n), int(workers)
+    with multiprocessing.Pool(workers) as pool:
+        out = pool.map(square, range(n))
+    sys.stdout.write("\n".join(map(str, out)) + "\n")
+    raise SystemExit(0)
+
+
+COMMANDS = {"applyasync": cmd_applyasync, "mapwhole": cmd_mapwhole, "map": cmd_map, "apply": cmd_apply, "spin": cmd_spin, "imap": cmd_imap,
             "poolmap-rss": cmd_poolmap_rss, "skew": cmd_skew, "clients": cmd_clients,
             "mandelbrot": cmd_mandelbrot}
 

@@ -506,20 +506,78 @@ def w_g(cfg, main):
                 pm / dm, "%.1fx" % (pm / dm), ">= 5x", pm / dm >= 5.0)]
 
 
+def w_h(cfg, main):
+    """h: N one-item applies written at once on one connection vs Pool.apply_async x N."""
+    n, reps = cfg.p["h_requests"], cfg.p["h_reps"]
+    d = Daemon(cfg, "pipeline", cfg.workers, ["--max-inflight", str(n)]).start()
+    try:
+        got = client(cfg, "pipeline", d.sock, n, reps)
+    finally:
+        d.stop()
+    py = anchor(cfg, "applyasync", n, reps, cfg.workers)
+    dm, pm = statistics.median(got["times_s"]), statistics.median(py["times_s"])
+    cfg.detail["h"] = {"poold": got, "anchor": py}
+    return [row("h. %s one-item applies pipelined on one connection, requests/s (median of "
+                "%d; cheap tasks of different requests share messages)" % (fmt_n(n), reps),
+                fmt_n(n / dm), "%s (Pool(%d).apply_async x %s)" % (fmt_n(n / pm), cfg.workers,
+                                                                  fmt_n(n)),
+                pm / dm, "%.2fx" % (pm / dm), ">= 3x", pm / dm >= 3.0)]
+
+
+def whole(cfg, argv, n, stdin=None):
+    """Wall time of a whole pipeline whose stdout must be the squares of 0..n-1."""
+    check = [cfg.client, "check-squares", str(n)]
+    t0 = time.perf_counter()
+    with subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                          start_new_session=True) as p:
+        cfg.tracker.started(p)
+        out = subprocess.run(check, stdin=p.stdout, capture_output=True, timeout=600)
+        p.wait(timeout=600)
+    wall = time.perf_counter() - t0
+    if p.returncode or out.returncode:
+        raise BenchError("%s: exit %s, check: %s" % (argv[0], p.returncode, out.stderr[-300:]))
+    return wall
+
+
+def w_i(cfg, main):
+    """i: seq 0 N-1 | poolctl map square - as a whole vs Pool(W).map as a whole process."""
+    n, reps = cfg.p["i_items"], cfg.p["i_reps"]
+    seq = os.path.join(cfg.tmp, "seq.txt")
+    with open(seq, "w") as f:
+        f.write("\n".join(map(str, range(n))) + "\n")
+    ctl = [cfg.poolctl, "-s", main.sock, "map", "square", "-"]
+    py = [sys.executable, ANCHOR, "mapwhole", str(n), str(cfg.workers)]
+    cfg.commands.append("# i: time (%s < seq.txt) and (%s), each checked by bench_client "
+                        "check-squares" % (" ".join(ctl), " ".join(py)))
+    dt, pt = [], []
+    for _ in range(reps):
+        with open(seq) as f:
+            dt.append(whole(cfg, ctl, n, stdin=f))
+        pt.append(whole(cfg, py, n))
+    dm, pm = statistics.median(dt), statistics.median(pt)
+    cfg.detail["i"] = {"poolctl_s": dt, "anchor_s": pt}
+    return [row("i. seq 0 %s | poolctl map square - as a whole process vs a whole Python "
+                "process running Pool(%d).map (interpreter start included), s (median of %d)" %
+                (fmt_n(n - 1), cfg.workers, reps), "%.3f s" % dm, "%.3f s" % pm, pm / dm,
+                "%.2fx" % (pm / dm), ">= 2x", pm / dm >= 2.0)]
+
+
 # b: how long the latency-mode client polls for a reply before it sleeps.
 SPIN_US = 1000
 
-WORKLOADS = {"a": w_a, "b": w_b, "c": w_c, "d": w_d, "e": w_e, "f": w_f, "g": w_g}
+WORKLOADS = {"a": w_a, "b": w_b, "c": w_c, "d": w_d, "e": w_e, "f": w_f, "g": w_g, "h": w_h,
+             "i": w_i}
 
 FULL = {"a_items": 1000000, "a_reps": 5, "b_calls": 20000, "b_warmup": 1000, "c_ms": 50,
         "c_reps": 3, "d_items": 10000000, "d_chunksize": 10000, "d_timeout": 600,
         "e_fast": (2000, 1), "e_slow": (20, 200), "e_seed": 4, "e_reps": 3,
         "f_clients": 200, "f_applies": 500, "g_width": 400, "g_height": 200, "g_iter": 300,
-        "g_reps": 3}
+        "g_reps": 3, "h_requests": 10000, "h_reps": 5, "i_items": 1000000, "i_reps": 3}
 TINY = {"a_items": 1000, "a_reps": 1, "b_calls": 20, "b_warmup": 2, "c_ms": 2, "c_reps": 1,
         "d_items": 10000, "d_chunksize": 100, "d_timeout": 60, "e_fast": (20, 1),
         "e_slow": (2, 20), "e_seed": 4, "e_reps": 1, "f_clients": 2, "f_applies": 5,
-        "g_width": 40, "g_height": 20, "g_iter": 50, "g_reps": 1}
+        "g_width": 40, "g_height": 20, "g_iter": 50, "g_reps": 1, "h_requests": 50,
+        "h_reps": 1, "i_items": 1000, "i_reps": 1}
 
 
 # --------------------------------------------------------------------- report

@@ -1,6 +1,7 @@
 /* bench_client.c - the C side of bench/run.sh: timed, checked calls through libpoolclient */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +36,8 @@ static const char usage[] =
     "                               equal the items (sleep_ms, echo), REPS timed\n"
     "  clients SOCK C N             C threads, one connection each, N applies each\n"
     "  check-squares N              stdin must be exactly the lines i*i for i = 0..N-1\n"
+    "  pipeline SOCK N REPS         N one-item applies of add(i, 1) written at once on one\n"
+    "                               raw connection, every answer checked, REPS timed\n"
     "  floor DIR N WARMUP           the design's floor: Unix socket and nanomsg ipc\n"
     "                               round trips (endpoints in DIR), p50, p99\n"
     "  rusage FILE CMD [ARG...]     run CMD (stdin, stdout shared), write its exit status\n"
@@ -585,6 +590,98 @@ static int cmd_clients(char **argv)
 	return 0;
 }
 
+/* Check one reply line of the pipeline: {"id":I,"ok":true,"result":I+1}; its id. */
+static int64_t pipeline_check(const char *line, size_t len, int64_t n)
+{
+	char want[96];
+	int64_t id;
+	char *end;
+
+	if (len < 7 || memcmp(line, "{\"id\":", 6) != 0)
+		die("pipeline: unexpected reply %.*s", (int)(len > 200 ? 200 : len), line);
+	id = strtoll(line + 6, &end, 10);
+	snprintf(want, sizeof want, ",\"ok\":true,\"result\":%" PRId64 "}", id + 1);
+	if (id < 0 || id >= n || (size_t)(line + len - end) != strlen(want) ||
+	    memcmp(end, want, strlen(want)) != 0)
+		die("pipeline: wrong reply %.*s", (int)(len > 200 ? 200 : len), line);
+	return id;
+}
+
+/* One round: write all n requests (reading replies as they come), check every answer. */
+static double pipeline_round(const char *sock, const char *req, size_t req_len, int64_t n)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	static char buf[1 << 20];
+	size_t sent = 0, have = 0;
+	int64_t got = 0;
+	char *seen = calloc((size_t)n, 1);
+	double t0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
+	if (fd < 0 || !seen || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+		die("pipeline: connect %s: %s", sock, strerror(errno));
+	t0 = now_s();
+	while (got < n) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < req_len ? POLLOUT : 0)};
+		ssize_t k;
+		char *nl, *line;
+
+		if (poll(&p, 1, 60000) <= 0)
+			die("pipeline: no progress for 60 s (%" PRId64 " answers)", got);
+		if ((p.revents & POLLOUT) && sent < req_len) {
+			k = write(fd, req + sent, req_len - sent);
+			if (k > 0)
+				sent += (size_t)k;
+		}
+		if (!(p.revents & (POLLIN | POLLHUP)))
+			continue;
+		k = read(fd, buf + have, sizeof buf - have);
+		if (k == 0)
+			die("pipeline: poold closed the connection");
+		if (k < 0)
+			continue;
+		have += (size_t)k;
+		line = buf;
+		while ((nl = memchr(line, '\n', (size_t)(buf + have - line)))) {
+			int64_t id = pipeline_check(line, (size_t)(nl - line), n);
+
+			if (seen[id]++)
+				die("pipeline: two answers for id %" PRId64, id);
+			got++;
+			line = nl + 1;
+		}
+		have = (size_t)(buf + have - line);
+		memmove(buf, line, have);
+	}
+	t0 = now_s() - t0;
+	close(fd);
+	free(seen);
+	return t0;
+}
+
+static int cmd_pipeline(char **argv)
+{
+	int64_t n = arg_num(argv[1], 1, 10000000, "N"), i;
+	long reps = (long)arg_num(argv[2], 1, 1000, "REPS"), r;
+	char *req = xmalloc((size_t)n * 64);
+	size_t len = 0;
+
+	for (i = 0; i < n; i++)
+		len +=
+		    (size_t)sprintf(req + len,
+		                    "{\"id\":%" PRId64
+		                    ",\"op\":\"apply\",\"fn\":\"add\",\"args\":[%" PRId64 ",1]}\n",
+		                    i, i);
+	pipeline_round(argv[0], req, len, n); /* warm-up: the function's cost is measured */
+	printf("{\"requests\":%" PRId64 ",\"times_s\":[", n);
+	for (r = 0; r < reps; r++)
+		printf("%s%.6f", r ? "," : "", pipeline_round(argv[0], req, len, n));
+	printf("]}\n");
+	free(req);
+	return 0;
+}
+
 /* stdin must be exactly the lines "i*i\n" for i = 0..n-1; parsed in 1 MiB reads. */
 static int cmd_check_squares(char **argv)
 {
@@ -691,6 +788,7 @@ int main(int argc, char **argv)
 	    {"mapfile", 4, cmd_mapfile},
 	    {"clients", 3, cmd_clients},
 	    {"check-squares", 1, cmd_check_squares},
+	    {"pipeline", 3, cmd_pipeline},
 	    {"floor", 3, cmd_floor_args},
 	};
 	size_t i;
