@@ -29,7 +29,7 @@
 
 /* ------------------------------------------------------------ daemon options */
 
-enum opt_type { T_NUM, T_BYTES, T_STR, T_NAME };
+enum opt_type { T_NUM, T_BYTES, T_STR, T_NAME, T_ADDR };
 
 struct optdef {
 	const char *key;
@@ -59,7 +59,13 @@ static const struct optdef optdefs[] = {
     OPT("max_tasks_per_worker", T_NUM, 0, 1ull << 62, CONF_OPT_MAX_TASKS, max_tasks_per_worker),
     OPT("stop_timeout", T_NUM, 0, 86400, CONF_OPT_STOP_TIMEOUT, stop_timeout_s),
     OPT("max_memory", T_BYTES, 1u << 20, 1ull << 40, CONF_OPT_MAX_MEMORY, max_memory),
+    OPT("slow_task_ms", T_NUM, 0, 86400000, CONF_OPT_SLOW_TASK, slow_task_ms),
     OPT("verbose", T_NUM, 0, 3, CONF_OPT_VERBOSE, verbose),
+    OPT("hosts", T_ADDR, 7, 120, CONF_OPT_HOSTS, hosts),
+    OPT("join", T_ADDR, 7, 120, CONF_OPT_JOIN, join),
+    OPT("host_endpoint", T_ADDR, 7, 120, CONF_OPT_HOST_ENDPOINT, host_endpoint),
+    OPT("cluster_key", T_ADDR, 1, 4000, CONF_OPT_CLUSTER_KEY, cluster_key),
+    OPT("host_timeout_ms", T_NUM, 100, 600000, CONF_OPT_HOST_TIMEOUT, host_timeout_ms),
 };
 #define N_OPTDEFS (sizeof(optdefs) / sizeof(optdefs[0]))
 
@@ -102,11 +108,12 @@ uint64_t conf_option_set(struct options *o, const char *key, const char *text, c
 		snprintf(err, n, "is not an option");
 		return 0;
 	}
-	if (d->type == T_STR || d->type == T_NAME) {
+	if (d->type == T_STR || d->type == T_NAME || d->type == T_ADDR) {
 		v = strlen(text);
 		if (v < d->min || v > d->max) {
 			snprintf(err, n, "takes a %s of %llu to %llu bytes, not '%s'",
-			         d->type == T_STR ? "path" : "name", d->min, d->max, text);
+			         d->type == T_STR ? "path" : d->type == T_NAME ? "name" : "value",
+			         d->min, d->max, text);
 			return 0;
 		}
 		memcpy((char *)o + d->off, &text, sizeof(text));
@@ -797,6 +804,8 @@ static void poold_key(struct parser *p, const char *name, const char *value)
 		return;
 	}
 	p->opt_line[i] = p->line;
+	if (optdefs[i].type == T_ADDR && p->c->n_strs < CONF_MAX_STRS)
+		v = p->c->strs[p->c->n_strs++] = xstrdup(value);
 	if (optdefs[i].type == T_STR || optdefs[i].type == T_NAME) {
 		char **own = optdefs[i].type == T_STR ? &p->c->socket : &p->c->group;
 
@@ -1024,6 +1033,8 @@ void conf_free(struct conf *c)
 	free(c->name);
 	free(c->socket);
 	free(c->group);
+	while (c->n_strs)
+		free(c->strs[--c->n_strs]);
 	free(c->text);
 	memset(c, 0, sizeof(*c));
 }

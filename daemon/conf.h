@@ -7,6 +7,8 @@
 #include "supervisor.h"
 
 #define CONF_MAX_WORKERS 256
+/* Text options of [poold] other than socket and socket_group (hosts, join, ...). */
+#define CONF_MAX_STRS 4
 
 /* How a function runs inside a worker process. */
 enum fn_kind {
@@ -57,6 +59,8 @@ struct conf {
 	char *name;     /* the file name shown in messages (name_as, else path) */
 	char *socket;   /* owns opt.socket_path when the file set it */
 	char *group;    /* owns opt.socket_group when the file set it */
+	char *strs[CONF_MAX_STRS]; /* own the other text options the file set (hosts, join, ...) */
+	int n_strs;
 	char *text;     /* its bytes, as read (workers parse a copy of exactly these) */
 	size_t text_len;
 	struct options opt; /* the [poold] section applied over the defaults */
@@ -78,7 +82,13 @@ enum conf_opt_bit {
 	CONF_OPT_STOP_TIMEOUT = 1u << 9,
 	CONF_OPT_MAX_MEMORY = 1u << 10,
 	CONF_OPT_VERBOSE = 1u << 11,
+	CONF_OPT_SLOW_TASK = 1u << 12,
 	CONF_OPT_SOCKET_GROUP = 1u << 13,
+	CONF_OPT_HOSTS = 1u << 14,
+	CONF_OPT_JOIN = 1u << 15,
+	CONF_OPT_HOST_ENDPOINT = 1u << 16,
+	CONF_OPT_CLUSTER_KEY = 1u << 17,
+	CONF_OPT_HOST_TIMEOUT = 1u << 18,
 };
 
 /*

@@ -11,7 +11,9 @@
 #include "buf.h"
 #include "conf.h"
 #include "config.h"
+#include "agent.h"
 #include "proto.h"
+#include "seal.h"
 #include "supervisor.h"
 #include "worker.h"
 #include "xalloc.h"
@@ -45,8 +47,18 @@ static void usage(FILE *f)
 	    "      --max-inflight N         most requests in flight per client (default 1024)\n"
 	    "      --max-tasks-per-worker N restart a worker after N items (default 0 = never)\n"
 	    "      --max-memory BYTES       most bytes the daemon buffers in all (default 256M)\n"
+	    "      --slow-task-ms MS        log tasks running longer than this (default 0 = never)\n"
 	    "      --stop-timeout SEC       on SIGTERM, wait this long for requests (default "
 	    "30)\n"
+	    "      --hosts tcp://ADDR:PORT  let host agents join here (needs --cluster-key)\n"
+	    "      --join tcp://ADDR:PORT   run as a host agent of the supervisor there\n"
+	    "      --host-endpoint tcp://ADDR:PORT\n"
+	    "                               a host agent's task endpoint (default: its address\n"
+	    "                               toward the supervisor, the supervisor's port + 1)\n"
+	    "      --cluster-key FILE       the cluster key (mode 0600) sealing host traffic\n"
+	    "      --host-timeout-ms MS     a host or supervisor silent this long is lost\n"
+	    "                               (default 5000)\n"
+	    "      --keygen FILE            write a new cluster key to FILE (mode 0600) and exit\n"
 	    "  -v, --verbose                debug logging\n"
 	    "  -h, --help                   this help\n"
 	    "  -V, --version                print the version\n"
@@ -113,6 +125,19 @@ static void tune_malloc(void)
 {
 	mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
+
+/* poold --keygen FILE: a new cluster key, mode 0600; an existing file is left alone. */
+static int keygen(const char *path)
+{
+	char err[300];
+
+	if (seal_init() < 0 || seal_keygen(path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "poold: --keygen %s\n", err);
+		return 1;
+	}
+	printf("poold: wrote a new cluster key to %s (mode 0600); copy it to every host\n", path);
+	return 0;
 }
 
 /* A configuration problem, as nginx -t prints it. */
@@ -189,9 +214,16 @@ int main(int argc, char **argv)
 		O_MAXTASKS,
 		O_STOPTIMEOUT,
 		O_MAXMEMORY,
+		O_SLOWTASK,
 		O_SOCKGROUP,
 		O_JSON,
 		O_CONFNAME,
+		O_HOSTS,
+		O_JOIN,
+		O_HOSTENDPOINT,
+		O_CLUSTERKEY,
+		O_HOSTTIMEOUT,
+		O_KEYGEN,
 	};
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -205,11 +237,18 @@ int main(int argc, char **argv)
 	    {"max-tasks-per-worker", required_argument, NULL, O_MAXTASKS},
 	    {"stop-timeout", required_argument, NULL, O_STOPTIMEOUT},
 	    {"max-memory", required_argument, NULL, O_MAXMEMORY},
+	    {"slow-task-ms", required_argument, NULL, O_SLOWTASK},
 	    {"socket-group", required_argument, NULL, O_SOCKGROUP},
 	    {"config", required_argument, NULL, 'c'},
 	    {"config-name", required_argument, NULL, O_CONFNAME},
 	    {"check-config", no_argument, NULL, 't'},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"hosts", required_argument, NULL, O_HOSTS},
+	    {"join", required_argument, NULL, O_JOIN},
+	    {"host-endpoint", required_argument, NULL, O_HOSTENDPOINT},
+	    {"cluster-key", required_argument, NULL, O_CLUSTERKEY},
+	    {"host-timeout-ms", required_argument, NULL, O_HOSTTIMEOUT},
+	    {"keygen", required_argument, NULL, O_KEYGEN},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -225,6 +264,7 @@ int main(int argc, char **argv)
 	                       .max_inflight = 1024,
 	                       .stop_timeout_s = 30,
 	                       .max_memory = 256u << 20,
+	                       .host_timeout_ms = 5000,
 	                   },
 	               base;
 	/* Options given on the command line, applied again over the file's. */
@@ -261,6 +301,8 @@ int main(int argc, char **argv)
 		case O_JSON:
 			json = 1;
 			break;
+		case O_KEYGEN:
+			return keygen(optarg);
 		case 'v':
 			verbose++;
 			break;
@@ -285,7 +327,13 @@ int main(int argc, char **argv)
 		case O_MAXTASKS:
 		case O_STOPTIMEOUT:
 		case O_MAXMEMORY:
+		case O_SLOWTASK:
 		case O_SOCKGROUP:
+		case O_HOSTS:
+		case O_JOIN:
+		case O_HOSTENDPOINT:
+		case O_CLUSTERKEY:
+		case O_HOSTTIMEOUT:
 			name = longopts[idx].name;
 			break;
 		default:
@@ -326,6 +374,12 @@ int main(int argc, char **argv)
 		o.verbose = verbose;
 	o.config_path = config;
 	o.conf = cf;
+	if (o.join && o.hosts) {
+		fprintf(stderr, "poold: join and hosts: a host agent cannot take hosts of its own\n");
+		return 2;
+	}
+	if (o.join)
+		return agent_main(&o);
 	if (!o.socket_path)
 		o.socket_path = default_socket();
 	return supervisor_main(&o);

@@ -32,6 +32,7 @@ static struct {
 	uint64_t worker_starts;
 	uint64_t deaths[DEATH_MAX];
 	uint64_t retries;
+	uint64_t sealed_drops;
 	uint64_t task_buckets[N_BUCKETS + 1]; /* the last: above every bound */
 	uint64_t task_count, task_ms_sum;
 	uint64_t bytes_in, bytes_out;
@@ -70,6 +71,11 @@ void metrics_worker_death(enum metrics_death cause)
 void metrics_retry(void)
 {
 	m.retries++;
+}
+
+void metrics_sealed_drop(void)
+{
+	m.sealed_drops++;
 }
 
 void metrics_task_time(uint64_t ms)
@@ -143,6 +149,9 @@ static void render_workers(struct buf *b)
 	    m.retries);
 	one(b, "timeouts_total", "counter", "Workers stopped for a task past its timeout.",
 	    m.deaths[DEATH_TIMEOUT]);
+	one(b, "sealed_drops_total", "counter",
+	    "Messages on the hosts port dropped: failed authentication, replayed, malformed.",
+	    m.sealed_drops);
 }
 
 static void render_tasks(struct buf *b)

@@ -28,6 +28,8 @@ void metrics_worker_start(void);
 void metrics_worker_death(enum metrics_death cause);
 /* A task went back to the queue after its worker was lost. */
 void metrics_retry(void);
+/* A message on the hosts port was dropped (authentication, replay, malformed). */
+void metrics_sealed_drop(void);
 /* A task was answered after ms milliseconds on its worker. */
 void metrics_task_time(uint64_t ms);
 /* Bytes read from / written to clients. */

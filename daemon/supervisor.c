@@ -15,8 +15,10 @@
 #include "confgen.h"
 #include "config.h"
 #include "conn.h"
+#include "hosts.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pool.h"
 #include "request.h"
@@ -51,6 +53,7 @@ void supervisor_status(struct buf *b)
 	           (unsigned long long)sv.tasks_running, (unsigned long long)sv.items_done,
 	           sv.stopping ? "true" : "false");
 	pool_status(b);
+	hosts_status(b);
 	buf_addc(b, '}');
 }
 
@@ -228,6 +231,12 @@ int supervisor_main(const struct options *opt)
 		remove_rundir();
 		fatal("cannot start the pool: %s", strerror(-r));
 	}
+	if (hosts_init() < 0) {
+		pool_free();
+		confgen_free();
+		remove_rundir();
+		fatal("cannot listen for hosts (above)");
+	}
 	if ((r = listener_open(sv.opt.socket_path)) < 0) {
 		pool_free();
 		confgen_free();
@@ -238,13 +247,16 @@ int supervisor_main(const struct options *opt)
 			fatal("%s exists and is not a socket; not removing it", sv.opt.socket_path);
 		fatal("cannot listen on %s: %s", sv.opt.socket_path, strerror(-r));
 	}
+	metrics_start();
 	log_info("listening on %s with %d workers", sv.opt.socket_path, opt->workers);
 	notify_start(sv.base);
 	event_base_dispatch(sv.base);
 
 	listener_close();
 	notify_free();
+	metrics_stop();
 	pool_free();
+	hosts_free();
 	confgen_free();
 	remove_rundir();
 	spawn_self_close();

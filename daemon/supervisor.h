@@ -21,12 +21,18 @@ struct options {
 	int max_inflight;
 	uint64_t max_tasks_per_worker;
 	int stop_timeout_s;
-	size_t max_memory; /* bytes the supervisor may buffer in all (issue 9) */
+	size_t max_memory;     /* bytes the supervisor may buffer in all (issue 9) */
+	uint32_t slow_task_ms; /* log tasks running longer than this (0 = never) */
 	int verbose;
 	const char *socket_group; /* members may connect; NULL: the daemon's uid and root only */
-	const char *config_path; /* --config; NULL = the default path, which may be absent */
-	struct conf
-	    *conf; /* the configuration main.c loaded, taken by the supervisor; NULL: none */
+	const char *config_path;  /* --config; NULL = the default path, which may be absent */
+	const char *hosts;         /* supervisor: host agents join here (tcp://ADDR:PORT) */
+	const char *join;          /* host agent: the supervisor's hosts address (tcp://) */
+	const char *host_endpoint; /* host agent: its task endpoint, bound and announced */
+	const char *cluster_key;   /* the cluster key file shared by supervisor and hosts */
+	uint32_t host_timeout_ms;  /* a supervisor or host silent this long is lost */
+	/* The configuration main.c loaded, taken by the supervisor; NULL: none. */
+	struct conf *conf;
 };
 
 struct conn;
