@@ -112,7 +112,9 @@ uint64_t conf_option_set(struct options *o, const char *key, const char *text, c
 		v = strlen(text);
 		if (v < d->min || v > d->max) {
 			snprintf(err, n, "takes a %s of %llu to %llu bytes, not '%s'",
-			         d->type == T_STR ? "path" : d->type == T_NAME ? "name" : "value",
+			         d->type == T_STR    ? "path"
+			         : d->type == T_NAME ? "name"
+			                             : "value",
 			         d->min, d->max, text);
 			return 0;
 		}
