@@ -40,8 +40,8 @@ struct fn_entry {
 	char *symbol; /* the function's name inside the module (default: name) */
 	/* FN_PROGRAM, FN_COMMAND: argv, NULL-terminated; no shell */
 	char **argv;
-	char **env; /* extra NAME=VALUE pairs, NULL-terminated (may be NULL) */
-	char *cwd;  /* working directory, NULL = the daemon's */
+	char **env;      /* extra NAME=VALUE pairs, NULL-terminated (may be NULL) */
+	char *cwd;       /* working directory, NULL = the daemon's */
 	int preload;     /* program: start at worker start, not on first use */
 	int input_stdin; /* command: the item goes to stdin, not into argv */
 	int output_json; /* command: stdout parsed as JSON, not returned as a string */
@@ -55,13 +55,13 @@ struct fn_entry {
 
 /* Which daemon options the file set (a command-line flag wins over the file). */
 struct conf {
-	char *path;     /* the file read, NULL when none */
-	char *name;     /* the file name shown in messages (name_as, else path) */
-	char *socket;   /* owns opt.socket_path when the file set it */
-	char *group;    /* owns opt.socket_group when the file set it */
+	char *path;                /* the file read, NULL when none */
+	char *name;                /* the file name shown in messages (name_as, else path) */
+	char *socket;              /* owns opt.socket_path when the file set it */
+	char *group;               /* owns opt.socket_group when the file set it */
 	char *strs[CONF_MAX_STRS]; /* own the other text options the file set (hosts, join, ...) */
 	int n_strs;
-	char *text;     /* its bytes, as read (workers parse a copy of exactly these) */
+	char *text; /* its bytes, as read (workers parse a copy of exactly these) */
 	size_t text_len;
 	struct options opt; /* the [poold] section applied over the defaults */
 	uint64_t opt_set;   /* bit per option the file set: CONF_OPT_* */
@@ -137,8 +137,7 @@ const char *fn_kind_name(enum fn_kind k);
  * err set to the rest of a sentence naming the accepted values ("takes a
  * number from 1 to 256, not 'x'"; "is not an option" for an unknown key).
  */
-uint64_t conf_option_set(struct options *o, const char *key, const char *text, char *err,
-                         size_t n);
+uint64_t conf_option_set(struct options *o, const char *key, const char *text, char *err, size_t n);
 
 /*
  * Append the function table as one JSON object, the answer of
@@ -161,5 +160,4 @@ int conf_probe(struct conf *c, conf_report report, void *arg);
  * by running `exe --check-config --config copy --json` and reading its
  * answer (bounded by a deadline). Problems go to report. Returns 0 or -1.
  */
-int conf_resolve(struct conf *c, const char *exe, const char *copy, conf_report report,
-                 void *arg);
+int conf_resolve(struct conf *c, const char *exe, const char *copy, conf_report report, void *arg);

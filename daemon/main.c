@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "buf.h"
 #include "conf.h"
 #include "config.h"
-#include "agent.h"
 #include "proto.h"
 #include "seal.h"
 #include "supervisor.h"
@@ -47,7 +47,8 @@ static void usage(FILE *f)
 	    "      --max-inflight N         most requests in flight per client (default 1024)\n"
 	    "      --max-tasks-per-worker N restart a worker after N items (default 0 = never)\n"
 	    "      --max-memory BYTES       most bytes the daemon buffers in all (default 256M)\n"
-	    "      --slow-task-ms MS        log tasks running longer than this (default 0 = never)\n"
+	    "      --slow-task-ms MS        log tasks running longer than this (default 0 = "
+	    "never)\n"
 	    "      --stop-timeout SEC       on SIGTERM, wait this long for requests (default "
 	    "30)\n"
 	    "      --hosts tcp://ADDR:PORT  let host agents join here (needs --cluster-key)\n"
@@ -375,7 +376,8 @@ int main(int argc, char **argv)
 	o.config_path = config;
 	o.conf = cf;
 	if (o.join && o.hosts) {
-		fprintf(stderr, "poold: join and hosts: a host agent cannot take hosts of its own\n");
+		fprintf(stderr,
+		        "poold: join and hosts: a host agent cannot take hosts of its own\n");
 		return 2;
 	}
 	if (o.join)

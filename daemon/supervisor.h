@@ -24,8 +24,8 @@ struct options {
 	size_t max_memory;     /* bytes the supervisor may buffer in all (issue 9) */
 	uint32_t slow_task_ms; /* log tasks running longer than this (0 = never) */
 	int verbose;
-	const char *socket_group; /* members may connect; NULL: the daemon's uid and root only */
-	const char *config_path;  /* --config; NULL = the default path, which may be absent */
+	const char *socket_group;  /* members may connect; NULL: the daemon's uid and root only */
+	const char *config_path;   /* --config; NULL = the default path, which may be absent */
 	const char *hosts;         /* supervisor: host agents join here (tcp://ADDR:PORT) */
 	const char *join;          /* host agent: the supervisor's hosts address (tcp://) */
 	const char *host_endpoint; /* host agent: its task endpoint, bound and announced */

@@ -20,7 +20,7 @@ struct worker_args {
 	uint32_t gen;
 	const char *rundir;
 	size_t max_msg;
-	const char *conf; /* the supervisor's copy of the config file, NULL when none */
+	const char *conf;      /* the supervisor's copy of the config file, NULL when none */
 	const char *conf_name; /* the file name to show in messages */
 	int verbose;
 };
