@@ -28,9 +28,10 @@ def options(root):
     check_eq(p.returncode, 0, "meson introspect: %r" % p.stderr[-500:])
     opts = {o["name"]: o["value"] for o in json.loads(p.stdout)}
     prefix = opts["prefix"]
-    return {k: v if k == "prefix" or os.path.isabs(v) else os.path.join(prefix, v)
+    dirs = {k: v if k == "prefix" or os.path.isabs(v) else os.path.join(prefix, v)
             for k, v in opts.items()
             if k in ("prefix", "bindir", "sbindir", "libdir", "includedir", "datadir", "mandir")}
+    return dirs, opts.get("b_sanitize", "none")
 
 
 class Installed:
@@ -44,7 +45,9 @@ class Installed:
                          "--no-rebuild", "--quiet"], timeout=300)
         check_eq(p.returncode, 0, "meson install: %s" %
                  (p.stdout + p.stderr).decode(errors="replace")[-2000:])
-        self.dirs = options(self.root)
+        self.dirs, sanitize = options(self.root)
+        # A sanitizer build's library needs the sanitizer's runtime in what links it.
+        self.cflags = [] if sanitize in ("none", "") else ["-fsanitize=" + sanitize]
 
     def path(self, key, *rel):
         return os.path.join(self.destdir + self.dirs[key], *rel)
@@ -182,10 +185,10 @@ def test_build_and_run_installed():
               "pkg-config poolclient does not name the installed include and lib "
               "directories: %s" % flags)
         example = os.path.join(out, "readme_example")
-        compile_c(readme_c_example(), example, flags)
+        compile_c(readme_c_example(), example, flags + inst.cflags)
         module = os.path.join(out, "hello.so")
         with open(os.path.join(SRC, "examples", "modules", "hello.c")) as f:
-            compile_c(f.read(), module, inst.pkg_config("--cflags", "poold-module"),
+            compile_c(f.read(), module, inst.pkg_config("--cflags", "poold-module") + inst.cflags,
                       shared=True)
         os.chmod(out, 0o755)
         os.chmod(module, 0o755)
