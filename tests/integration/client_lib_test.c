@@ -1,9 +1,16 @@
-/* client_lib_test.c - libpoolclient against a running poold: client_lib_test SOCKET [WORKERS] */
+/*
+ * client_lib_test.c - libpoolclient against a running poold:
+ *   client_lib_test SOCKET [WORKERS]   the API end to end
+ *   client_lib_test SOCKET opts        zero options mean the defaults, POOL_NONE the protocol's 0
+ *   client_lib_test SOCKET deadline    pool_set_deadline, driven over stdin/stdout by the test
+ */
 #include <cJSON.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "poolclient.h"
 
@@ -91,7 +98,7 @@ static void test_calls(pool_client *c)
 	cJSON_Delete(out);
 	out = NULL;
 	o.chunksize = 1;
-	o.retries = 0;
+	o.retries = POOL_NONE;
 	o.timeout_ms = 10000;
 	r = pool_map(c, "cube", items, &o, &out, &e);
 	CHECK(r == 0 && json_is(out, "[8,27,64,125,216,343,512]"), "pool_map cube opts: %d %s", r,
@@ -748,19 +755,173 @@ static void test_connect_fail(const char *sock)
 	pool_close(NULL);
 }
 
+/*
+ * Zeroed options are the defaults everywhere (retries 2: crash_first, which
+ * crashes an item's first attempt, succeeds); POOL_NONE asks for none.
+ */
+static void test_opts(pool_client *c)
+{
+	struct pool_map_opts zero, none = {0}, old = {.retries = -1, .timeout_ms = -1};
+	struct pool_stream_opts szero;
+	struct pool_error e = {0};
+	cJSON *items = js("[7]"), *out = NULL;
+	char *text = NULL;
+	long index = -1;
+	pool_stream *s;
+	int r;
+
+	memset(&zero, 0, sizeof(zero));
+	memset(&szero, 0, sizeof(szero));
+	r = pool_map(c, "crash_first", items, &zero, &out, &e);
+	CHECK(r == 0 && json_is(out, "[7]"), "zeroed options: default retries: %d %s", r,
+	      e.message);
+	cJSON_Delete(out);
+	out = NULL;
+	r = pool_map(c, "crash_first", items, &old, &out, &e);
+	CHECK(r == 0 && json_is(out, "[7]"), "-1 still means the default: %d %s", r, e.message);
+	cJSON_Delete(out);
+	out = NULL;
+	r = pool_apply(c, "crash_first", items, &zero, &out, &e);
+	CHECK(r == 0 && json_is(out, "7"), "apply, zeroed options: %d %s", r, e.message);
+	cJSON_Delete(out);
+	out = NULL;
+	none.retries = POOL_NONE;
+	none.timeout_ms = POOL_NONE;
+	r = pool_map(c, "crash_first", items, &none, &out, &e);
+	CHECK(r == -POOL_EJOB && strcmp(e.code_name, "worker_died") == 0 && e.index == 0,
+	      "POOL_NONE retries: no second attempt: %d %s", r, e.code_name);
+	s = pool_stream_open(c, "crash_first", &szero, &e);
+	if (CHECK(s != NULL, "stream with zeroed options: %s", e.message)) {
+		r = pool_stream_feed_text(s, "[8]", 3, &e);
+		if (r == 0)
+			r = pool_stream_end(s, &e);
+		if (r == 0)
+			r = pool_stream_next_text(s, -1, &index, &text, NULL, &e);
+		CHECK(r == 1 && index == 0 && text && strcmp(text, "[8]") == 0,
+		      "stream, zeroed options (default window and retries): %d %s", r,
+		      text ? text : e.message);
+		free(text);
+		pool_stream_close(s);
+	}
+	cJSON_Delete(items);
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Say word on stdout and wait for the test's next line on stdin. */
+static void handshake(const char *word)
+{
+	char line[64];
+
+	printf("%s\n", word);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		exit(3);
+}
+
+#define DEADLINE_MS 400
+#define DEADLINE_BOUND_MS 20000 /* a timed-out call may take this long on a loaded machine */
+
+/* A call that timed out: -POOL_ETIMEDOUT after at least the deadline, and not much more. */
+static void check_timedout(const char *what, int r, int64_t t0, const struct pool_error *e)
+{
+	int64_t took = now_ms() - t0;
+
+	CHECK(r == -POOL_ETIMEDOUT && e->code == POOL_ETIMEDOUT &&
+	          strcmp(e->code_name, "timedout") == 0 && strstr(e->message, "cancelled"),
+	      "%s: %d %s %s", what, r, e->code_name, e->message);
+	CHECK(took >= DEADLINE_MS - 10 && took < DEADLINE_BOUND_MS, "%s: gave up after %lld ms",
+	      what, (long long)took);
+}
+
+/*
+ * Deadlines. The test stops the daemon (SIGSTOP) between "ready" and our next
+ * step, resumes it after "timedout", and checks that no request is left.
+ */
+static void test_deadline(pool_client *c)
+{
+	struct pool_error e = {0};
+	char *out = NULL, *text = NULL;
+	long index = -1;
+	pool_stream *s;
+	int64_t t0;
+	int r;
+
+	CHECK(pool_set_deadline(c, -1, &e) == -POOL_EINVAL && e.code == POOL_EINVAL,
+	      "deadline -1 refused");
+	CHECK(pool_set_deadline(c, 86400001, &e) == -POOL_EINVAL, "deadline 86400001 refused");
+	CHECK(pool_set_deadline(c, DEADLINE_MS, &e) == 0, "deadline %d: %s", DEADLINE_MS,
+	      e.message);
+	handshake("ready");
+	t0 = now_ms();
+	r = pool_map_text(c, "square", "[1,2]", 5, NULL, &out, NULL, &e);
+	check_timedout("map to a stopped daemon", r, t0, &e);
+	t0 = now_ms();
+	s = pool_stream_open(c, "square", NULL, &e);
+	check_timedout("stream open to a stopped daemon", s ? 0 : -e.code, t0, &e);
+	pool_stream_close(s);
+	handshake("timedout");
+	/* resumed: the late replies to the cancelled requests are dropped */
+	r = pool_map_text(c, "square", "[3]", 3, NULL, &out, NULL, &e);
+	CHECK(r == 0 && out && strcmp(out, "[9]") == 0, "map after the deadline: %d %s", r,
+	      out ? out : e.message);
+	free(out);
+	out = NULL;
+	t0 = now_ms();
+	r = pool_apply_text(c, "sleep_ms", "[30000]", 7, NULL, &out, NULL, &e);
+	check_timedout("apply sleep_ms 30000", r, t0, &e);
+	s = pool_stream_open(c, "sleep_ms", NULL, &e);
+	if (CHECK(s != NULL, "stream open: %s", e.message)) {
+		r = pool_stream_feed_text(s, "[1,30000]", 9, &e);
+		CHECK(r == 0, "feed: %d %s", r, e.message);
+		r = pool_stream_next_text(s, -1, &index, &text, NULL, &e);
+		CHECK(r == 1 && index == 0 && text && strcmp(text, "[1]") == 0, "first part: %d %s",
+		      r, text ? text : e.message);
+		free(text);
+		t0 = now_ms();
+		r = pool_stream_next_text(s, -1, &index, &text, NULL, &e);
+		check_timedout("stream next past the deadline", r, t0, &e);
+		r = pool_stream_next_text(s, 0, &index, &text, NULL, &e);
+		CHECK(r == -POOL_ETIMEDOUT, "a timed-out stream has ended: %d", r);
+		pool_stream_close(s);
+	}
+	r = pool_map_text(c, "square", "[4]", 3, NULL, &out, NULL, &e);
+	CHECK(r == 0 && out && strcmp(out, "[16]") == 0, "map after a timed-out stream: %d %s", r,
+	      out ? out : e.message);
+	free(out);
+	CHECK(pool_set_deadline(c, 0, &e) == 0, "deadline off");
+	handshake("quiet?");
+}
+
 int main(int argc, char **argv)
 {
 	struct pool_error e = {0};
 	pool_client *c;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: client_lib_test SOCKET [WORKERS]\n");
+		fprintf(stderr, "usage: client_lib_test SOCKET [WORKERS|opts|deadline]\n");
 		return 2;
 	}
 	c = pool_connect(argv[1], &e);
 	if (!c) {
 		fprintf(stderr, "cannot connect to %s: %s\n", argv[1], e.message);
 		return 1;
+	}
+	if (argc > 2 && (strcmp(argv[2], "opts") == 0 || strcmp(argv[2], "deadline") == 0)) {
+		if (argv[2][0] == 'o')
+			test_opts(c);
+		else
+			test_deadline(c);
+		pool_close(c);
+		fprintf(stderr, "client_lib_test: %d checks, %d failed\n", n_checks, n_failed);
+		return n_failed ? 1 : 0;
 	}
 	test_ping(c);
 	test_calls(c);
