@@ -1,7 +1,12 @@
 """poold: Python's multiprocessing.Pool as a system service.
 
-poold.worker turns a module of Python functions into a poold worker program
-(see proto/PROTOCOL.md, "Worker programs").
+poold.Pool is a client with the API of multiprocessing.Pool (functions named,
+not passed); every failure raises poold.PooldError. poold.worker turns a
+module of Python functions into a poold worker program (see
+proto/PROTOCOL.md, "Worker programs").
 """
 
-__all__ = ["worker"]
+from .client import PooldError, default_socket
+from .pool import AsyncResult, IMapIterator, Pool
+
+__all__ = ["Pool", "PooldError", "AsyncResult", "IMapIterator", "default_socket", "worker"]
