@@ -87,5 +87,11 @@ if [ "$rc" = 0 ]; then
 	py=$!
 	wait "$py" || rc=$?
 fi
+# Issue 10's row (the Python client poold.Pool against multiprocessing.Pool).
+if [ "$rc" = 0 ]; then
+	python3 "$here/pyclient_bench.py" "${args[@]}" "${py_args[@]}" &
+	py=$!
+	wait "$py" || rc=$?
+fi
 py=
 exit "$rc"
