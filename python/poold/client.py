@@ -39,8 +39,10 @@ import traceback
 
 __all__ = ["PooldError", "Connection", "Stream", "default_socket", "connect"]
 
-# Items per feed line of a stream at most (a line also never passes the window).
+# Items per feed line of a stream at most (a line also never passes the window),
+# and the longest a feed line waits for the input to give more items.
 FEED_MAX = 4096
+BATCH_SECONDS = 0.005
 RECV_SIZE = 1 << 20
 
 
@@ -435,11 +437,17 @@ class Stream:
             self._pump(call_deadline, wait_deadline)
 
     def _queue_batch(self):
+        # A batch ends at n items, or once the input took BATCH_SECONDS to give
+        # them: a slow producer's items travel at once, a fast one's together.
         n = min(self.window - (self.fed - self.returned), FEED_MAX)
-        batch = list(itertools.islice(self.it, n))
-        if self.star:
-            batch = [list(a) for a in batch]
-        last = len(batch) < n
+        batch = []
+        last = True
+        cutoff = time.monotonic() + BATCH_SECONDS
+        for item in self.it:
+            batch.append(list(item) if self.star else item)
+            if len(batch) >= n or time.monotonic() >= cutoff:
+                last = False
+                break
         self.fed += len(batch)
         if not self.opened:
             self.opened = True

@@ -321,9 +321,10 @@ class Pool:
         return self._conn
 
     def _connection(self):
-        """The shared connection; a new one when the daemon dropped the old (lock held)."""
+        """The shared connection; a new one when the daemon dropped the old (lock held).
+        A dead connection has closed itself; its thread may still be delivering
+        failures (which take this lock), so it is not joined here."""
         if self._conn.dead is not None:
-            self._conn.close()
             self._conn = Connection(self._path, self._timeout)
         return self._conn
 

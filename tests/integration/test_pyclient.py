@@ -244,6 +244,23 @@ def test_imap_unbounded():
         requests_gone(d)
 
 
+def test_imap_slow_producer():
+    """A slow input's items are sent as they come, not held back for a batch."""
+    pulled = [0]
+
+    def slow():
+        for i in range(6):
+            time.sleep(0.2)
+            pulled[0] = i + 1
+            yield i
+
+    with Daemon(workers=2) as d, poold.Pool(socket=d.sock) as p:
+        it = p.imap("square", slow())
+        check_eq(next(it), 0, "first value")
+        check(pulled[0] <= 2, "the first value waited for %d items of the input" % pulled[0])
+        check_eq(list(it), [i * i for i in range(1, 6)], "the rest")
+
+
 def test_imap_worker_killed():
     """A worker SIGKILLed while imap runs: every value still right, in order."""
     items = [20 + i % 7 for i in range(120)]
