@@ -128,16 +128,6 @@ def _line(id_, body):
     return b'{"id":%d,%s\n' % (id_, body[1:].encode())
 
 
-class Call:
-    """What Connection needs from a request: finish(reply) or fail(error), once."""
-
-    def finish(self, reply):
-        raise NotImplementedError
-
-    def fail(self, error):
-        raise NotImplementedError
-
-
 class Connection:
     """A connection with an I/O thread; requests from any thread (see the module doc)."""
 
@@ -160,7 +150,9 @@ class Connection:
     # ---------------------------------------------------------------- any thread
 
     def submit(self, body, call, timeout=None):
-        """Queue the request body (JSON text of an object without id) for call.
+        """Queue the request body (JSON text of an object without id) for call, an
+        object with finish(reply) and fail(error); exactly one of them is called
+        once, on the I/O thread.
 
         timeout: seconds until the call fails with "deadline" and the request is
         cancelled (None: no deadline). Raises the connection's PooldError when it

@@ -24,7 +24,7 @@ The differences from multiprocessing.Pool:
 import threading
 import weakref
 
-from .client import Call, Connection, PooldError, Stream, default_socket, encode
+from .client import Connection, PooldError, Stream, default_socket, encode
 
 __all__ = ["Pool", "AsyncResult", "IMapIterator", "PooldError"]
 
@@ -51,7 +51,7 @@ def _no_kwds(kwds):
                         "empty, got %r" % (kwds,))
 
 
-class AsyncResult(Call):
+class AsyncResult:
     """The result of apply_async, map_async or starmap_async (multiprocessing's
     AsyncResult/MapResult)."""
 
