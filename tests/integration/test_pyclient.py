@@ -88,7 +88,7 @@ def _methods(d):
                  "starmap")
         got, errs = [], []
         done = threading.Event()
-        r = p.apply_async("sleep_ms", (200,), callback=lambda v: (got.append(v), done.set()))
+        r = p.apply_async("sleep_ms", (1000,), callback=lambda v: (got.append(v), done.set()))
         check(not r.ready(), "apply_async ready at once")
         try:
             r.successful()
@@ -97,9 +97,9 @@ def _methods(d):
             pass
         expect_error("wait_timeout", r.get, 0.01)
         r.wait(0.01)
-        check_eq(r.get(10), 200, "apply_async get")
+        check_eq(r.get(10), 1000, "apply_async get")
         check(r.ready() and r.successful(), "ready and successful")
-        check(done.wait(10) and got == [200], "callback got %s" % got)
+        check(done.wait(10) and got == [1000], "callback got %s" % got)
         m = p.map_async("square", [1, 2, 3])
         s = p.starmap_async("add", [(1, 1), (2, 2)])
         check_eq((m.get(10), s.get(10)), ([1, 4, 9], [2, 4]), "map_async, starmap_async")
@@ -113,9 +113,9 @@ def _methods(d):
                  sorted(i ** 3 for i in range(30)), "imap_unordered")
         check_eq(list(p.istarmap("add", ((i, 1) for i in range(10)))), list(range(1, 11)),
                  "istarmap")
-        it = p.imap("sleep_ms", [300, 1])
+        it = p.imap("sleep_ms", [1000, 1])
         expect_error("wait_timeout", it.next, 0.01)
-        check_eq([it.next(10), next(it)], [300, 1], "imap next(timeout) goes on")
+        check_eq([it.next(10), next(it)], [1000, 1], "imap next(timeout) goes on")
         names = [f["name"] for f in p.functions()]
         check("square" in names and "getpid" in names, "functions: %s" % names)
         check_eq(p.status()["workers"], 2, "status workers")
@@ -287,7 +287,7 @@ def test_deadline():
             check(time.monotonic() - t0 < 3, "deadline took %.1fs" % (time.monotonic() - t0))
             requests_gone(d)
             check_eq(p.map("square", [3], timeout=5), [9], "the pool goes on")
-            it = p.imap("sleep_ms", [10, 5000], chunksize=1, timeout=0.5)
+            it = p.imap("sleep_ms", [10, 5000], chunksize=1, timeout=1.5)
             check_eq(next(it), 10, "first value in time")
             expect_error("deadline", next, it)
             requests_gone(d)
