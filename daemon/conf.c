@@ -66,6 +66,10 @@ static const struct optdef optdefs[] = {
     OPT("host_endpoint", T_ADDR, 7, 120, CONF_OPT_HOST_ENDPOINT, host_endpoint),
     OPT("cluster_key", T_ADDR, 1, 4000, CONF_OPT_CLUSTER_KEY, cluster_key),
     OPT("host_timeout_ms", T_NUM, 100, 600000, CONF_OPT_HOST_TIMEOUT, host_timeout_ms),
+    OPT("listen", T_ADDR, 7, 1000, CONF_OPT_LISTEN, listen),
+    OPT("tls_cert", T_ADDR, 1, 4000, CONF_OPT_TLS_CERT, tls_cert),
+    OPT("tls_key", T_ADDR, 1, 4000, CONF_OPT_TLS_KEY, tls_key),
+    OPT("tls_ca", T_ADDR, 1, 4000, CONF_OPT_TLS_CA, tls_ca),
 };
 #define N_OPTDEFS (sizeof(optdefs) / sizeof(optdefs[0]))
 
@@ -147,7 +151,7 @@ uint64_t conf_option_set(struct options *o, const char *key, const char *text, c
 
 /* ------------------------------------------------------------ parser state */
 
-enum section { S_NONE, S_POOLD, S_FUNCTION, S_SKIP };
+enum section { S_NONE, S_POOLD, S_FUNCTION, S_CLIENT, S_SKIP };
 
 /* A key of a [function] section, kept until the section ends (kind may come last). */
 struct pkey {
@@ -675,6 +679,92 @@ static void begin_function(struct parser *p, const char *name, size_t n)
 	p->sect = S_FUNCTION;
 }
 
+/* A "[client NAME]" header (NAME: a certificate's common name): a fresh allow-list. */
+static void begin_client(struct parser *p, const char *name, size_t n)
+{
+	struct conf_client *k;
+	size_t i;
+
+	p->sect = S_SKIP;
+	if (n < 1 || n > 255 || memchr(name, '\0', n)) {
+		fail(p, p->line,
+		     "[client]: the name (a certificate's common name) is 1 to 255 bytes");
+		return;
+	}
+	for (i = 0; i < p->c->n_clients; i++)
+		if (strlen(p->c->clients[i].name) == n &&
+		    memcmp(p->c->clients[i].name, name, n) == 0) {
+			fail(p, p->line, "duplicate section [client %.*s] (first at line %d)",
+			     (int)n, name, p->c->clients[i].line);
+			return;
+		}
+	p->c->clients = xrealloc(p->c->clients, (p->c->n_clients + 1) * sizeof(*p->c->clients));
+	k = &p->c->clients[p->c->n_clients++];
+	memset(k, 0, sizeof(*k));
+	k->name = xstrndup(name, n);
+	k->line = p->line;
+	p->sect = S_CLIENT;
+}
+
+/* A key of a [client NAME] section: functions = NAME... (once). */
+static void client_key(struct parser *p, const char *name, const char *value)
+{
+	struct conf_client *k = &p->c->clients[p->c->n_clients - 1];
+	char err[MSG_MAX / 2];
+	size_t i;
+
+	if (strcmp(name, "functions") != 0) {
+		fail(p, p->line, "[client %s]: unknown key '%s' (the key is functions)", k->name,
+		     name);
+		return;
+	}
+	if (k->functions) {
+		fail(p, p->line, "[client %s]: duplicate key 'functions'", k->name);
+		return;
+	}
+	if (split_words(p, value, &k->functions, err, sizeof(err)) < 0) {
+		fail(p, p->line, "[client %s]: functions %s", k->name, err);
+		return;
+	}
+	if (!k->functions)
+		k->functions = xcalloc(1, sizeof(*k->functions));
+	for (i = 0; k->functions[i]; i++)
+		if (!valid_name(k->functions[i], strlen(k->functions[i])))
+			fail(p, p->line, "[client %s]: '%s' is not a function name", k->name,
+			     k->functions[i]);
+}
+
+/* Every function an allow-list names must exist (built-ins and [function] sections). */
+static void check_clients(struct parser *p)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->c->n_clients; i++) {
+		const struct conf_client *k = &p->c->clients[i];
+
+		for (j = 0; k->functions && k->functions[j]; j++)
+			if (!conf_find(p->c, k->functions[j], strlen(k->functions[j])))
+				fail(p, k->line,
+				     "[client %s]: functions names '%s', which is not a function",
+				     k->name, k->functions[j]);
+	}
+}
+
+int conf_client_allows(const struct conf *c, const char *client, const char *fn)
+{
+	size_t i, j;
+
+	for (i = 0; i < c->n_clients; i++) {
+		if (strcmp(c->clients[i].name, client) != 0)
+			continue;
+		for (j = 0; c->clients[i].functions && c->clients[i].functions[j]; j++)
+			if (strcmp(c->clients[i].functions[j], fn) == 0)
+				return 1;
+		return 0;
+	}
+	return 1;
+}
+
 /* A line that begins with '[' (s: n bytes, leading blanks skipped). */
 static void section_line(struct parser *p, const char *s, size_t n)
 {
@@ -711,8 +801,13 @@ static void section_line(struct parser *p, const char *s, size_t n)
 		for (in += 8, len -= 8; isspace((unsigned char)*in); in++, len--)
 			;
 		begin_function(p, in, len);
+	} else if (len > 6 && memcmp(in, "client", 6) == 0 && isspace((unsigned char)in[6])) {
+		for (in += 6, len -= 6; isspace((unsigned char)*in); in++, len--)
+			;
+		begin_client(p, in, len);
 	} else {
-		fail(p, p->line, "unknown section [%.*s]: expected [poold] or [function NAME]",
+		fail(p, p->line,
+		     "unknown section [%.*s]: expected [poold], [function NAME] or [client NAME]",
 		     (int)len, in);
 	}
 }
@@ -839,6 +934,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	case S_POOLD:
 		poold_key(p, name, value);
 		break;
+	case S_CLIENT:
+		client_key(p, name, value);
+		break;
 	case S_FUNCTION:
 		if (p->n_keys == p->cap_keys) {
 			size_t cap = p->cap_keys ? 2 * p->cap_keys : 16;
@@ -907,6 +1005,7 @@ static int parse(struct conf *c, const struct options *base, int errors, conf_re
 		free(p.fn);
 	}
 	add_builtins(&p);
+	check_clients(&p);
 	if (p.errors) {
 		conf_free(c);
 		return -1;
@@ -1031,6 +1130,11 @@ void conf_free(struct conf *c)
 	for (i = 0; i < c->n_fns; i++)
 		entry_free(&c->fns[i]);
 	free(c->fns);
+	for (i = 0; i < c->n_clients; i++) {
+		free(c->clients[i].name);
+		vec_free(c->clients[i].functions);
+	}
+	free(c->clients);
 	free(c->path);
 	free(c->name);
 	free(c->socket);

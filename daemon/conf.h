@@ -8,7 +8,7 @@
 
 #define CONF_MAX_WORKERS 256
 /* Text options of [poold] other than socket and socket_group (hosts, join, ...). */
-#define CONF_MAX_STRS 4
+#define CONF_MAX_STRS 8
 
 /* How a function runs inside a worker process. */
 enum fn_kind {
@@ -67,6 +67,15 @@ struct conf {
 	uint64_t opt_set;   /* bit per option the file set: CONF_OPT_* */
 	struct fn_entry *fns;
 	size_t n_fns;
+	struct conf_client *clients; /* [client NAME] sections: remote clients' allow-lists */
+	size_t n_clients;
+};
+
+/* A [client NAME] section: the functions a remote client of that name may call. */
+struct conf_client {
+	char *name;       /* its certificate's common name */
+	char **functions; /* NULL-terminated; NULL: the section has no functions key (none) */
+	int line;
 };
 
 enum conf_opt_bit {
@@ -89,6 +98,10 @@ enum conf_opt_bit {
 	CONF_OPT_HOST_ENDPOINT = 1u << 16,
 	CONF_OPT_CLUSTER_KEY = 1u << 17,
 	CONF_OPT_HOST_TIMEOUT = 1u << 18,
+	CONF_OPT_LISTEN = 1u << 19,
+	CONF_OPT_TLS_CERT = 1u << 20,
+	CONF_OPT_TLS_KEY = 1u << 21,
+	CONF_OPT_TLS_CA = 1u << 22,
 };
 
 /*
@@ -129,6 +142,13 @@ int conf_file_check(const char *path, char *msg, size_t n);
 const struct fn_entry *conf_find(const struct conf *c, const char *name, size_t len);
 
 const char *fn_kind_name(enum fn_kind k);
+
+/*
+ * Whether the remote client named client (its certificate's common name) may
+ * call function fn: every function when no [client NAME] section names it,
+ * else only those its functions key lists.
+ */
+int conf_client_allows(const struct conf *c, const char *client, const char *fn);
 
 /*
  * Set the daemon option key (a [poold] key such as "max_line"; the

@@ -11,6 +11,13 @@ struct request_list;
 
 /* Take over an accepted socket (its peer's uid already checked). */
 void conn_new(evutil_socket_t fd);
+/*
+ * Take over an accepted TCP socket of a remote client at address peer: over
+ * the TLS session t (taken; its handshake runs before any line is read), or
+ * plain when t is NULL (a loopback tcp:// listener).
+ */
+struct tls;
+void conn_new_remote(evutil_socket_t fd, struct tls *t, const char *peer);
 /* The list of requests in flight on c. */
 struct request_list *conn_requests(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);

@@ -21,7 +21,13 @@ int listener_prepare(const char *path);
  * --socket-group's group). Returns 0 or -errno.
  */
 int listener_open(const char *path);
-/* Stop accepting and remove the socket file (never one systemd passed). */
+/*
+ * Listen for remote clients on each address of --listen (tls://ADDR:PORT,
+ * or tcp:// on a loopback address only), loading the TLS context first.
+ * Returns 0, or -1 with a start-up error in err.
+ */
+int listener_open_remote(char *err, size_t n);
+/* Stop accepting (every listener) and remove the socket file (never one systemd passed). */
 void listener_close(void);
 /* A connection ended: accept again if we were at --max-connections. */
 void listener_conn_closed(void);

@@ -60,6 +60,11 @@ static void usage(FILE *f)
 	    "      --host-timeout-ms MS     a host or supervisor silent this long is lost\n"
 	    "                               (default 5000)\n"
 	    "      --keygen FILE            write a new cluster key to FILE (mode 0600) and exit\n"
+	    "      --listen tls://ADDR:PORT remote clients with certificates (repeatable;\n"
+	    "                               plain tcp:// on a loopback address only)\n"
+	    "      --tls-cert, --tls-key, --tls-ca FILE\n"
+	    "                               the server's certificate and key (PEM) and the CA\n"
+	    "                               that signs client certificates\n"
 	    "  -v, --verbose                debug logging\n"
 	    "  -h, --help                   this help\n"
 	    "  -V, --version                print the version\n"
@@ -225,6 +230,10 @@ int main(int argc, char **argv)
 		O_CLUSTERKEY,
 		O_HOSTTIMEOUT,
 		O_KEYGEN,
+		O_LISTEN,
+		O_TLSCERT,
+		O_TLSKEY,
+		O_TLSCA,
 	};
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -250,6 +259,10 @@ int main(int argc, char **argv)
 	    {"cluster-key", required_argument, NULL, O_CLUSTERKEY},
 	    {"host-timeout-ms", required_argument, NULL, O_HOSTTIMEOUT},
 	    {"keygen", required_argument, NULL, O_KEYGEN},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"tls-cert", required_argument, NULL, O_TLSCERT},
+	    {"tls-key", required_argument, NULL, O_TLSKEY},
+	    {"tls-ca", required_argument, NULL, O_TLSCA},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -275,6 +288,8 @@ int main(int argc, char **argv)
 	} given[sizeof(longopts) / sizeof(longopts[0])];
 	size_t n_given = 0, i;
 	const char *config = NULL, *config_name = NULL, *shown = NULL;
+	static char listen[1024];
+	size_t n_listen = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int c, idx, check = 0, json = 0, verbose = 0;
 	char err[256];
@@ -335,7 +350,20 @@ int main(int argc, char **argv)
 		case O_HOSTENDPOINT:
 		case O_CLUSTERKEY:
 		case O_HOSTTIMEOUT:
+		case O_TLSCERT:
+		case O_TLSKEY:
+		case O_TLSCA:
 			name = longopts[idx].name;
+			break;
+		case O_LISTEN: /* repeatable: every address given, space-separated */
+			n_listen += (size_t)snprintf(listen + n_listen, sizeof(listen) - n_listen,
+			                             "%s%s", n_listen ? " " : "", optarg);
+			if (n_listen >= sizeof(listen)) {
+				fprintf(stderr, "poold: --listen: too many addresses\n");
+				return 2;
+			}
+			optarg = listen;
+			name = "listen";
 			break;
 		default:
 			usage(stderr);

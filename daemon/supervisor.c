@@ -184,6 +184,7 @@ static void remove_rundir(void)
 int supervisor_main(const struct options *opt)
 {
 	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char err[512];
 	ssize_t n;
 	int r;
 
@@ -219,6 +220,8 @@ int supervisor_main(const struct options *opt)
 		fatal("socket_group %s: no such group", sv.opt.socket_group);
 	if (r < 0)
 		fatal("cannot make the directory of %s: %s", sv.opt.socket_path, strerror(-r));
+	if (listener_open_remote(err, sizeof(err)) < 0)
+		fatal("%s", err);
 	if ((r = make_rundir(sv.opt.socket_path)) < 0)
 		fatal("cannot make a runtime directory: %s", strerror(-r));
 	if (confgen_init(opt->conf) < 0) {

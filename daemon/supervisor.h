@@ -31,6 +31,10 @@ struct options {
 	const char *host_endpoint; /* host agent: its task endpoint, bound and announced */
 	const char *cluster_key;   /* the cluster key file shared by supervisor and hosts */
 	uint32_t host_timeout_ms;  /* a supervisor or host silent this long is lost */
+	const char *listen;        /* remote clients: tls:// or loopback tcp:// ADDR:PORT, spaced */
+	const char *tls_cert;      /* the server's certificate chain (PEM) for tls:// */
+	const char *tls_key;       /* its private key (PEM) */
+	const char *tls_ca;        /* the CA that signs client certificates (PEM) */
 	/* The configuration main.c loaded, taken by the supervisor; NULL: none. */
 	struct conf *conf;
 };
