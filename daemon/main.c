@@ -365,8 +365,8 @@ int main(int argc, char **argv)
 			optarg = listen;
 			name = "listen";
 			break;
-		default:
-			usage(stderr);
+		default: /* getopt named the option already */
+			fprintf(stderr, "Try 'poold --help' for the options.\n");
 			return 2;
 		}
 		if (!name)
