@@ -82,6 +82,18 @@ typedef struct pool_client pool_client;
  * Returns the client or NULL with *err set (POOL_ECONNECT, POOL_ENOMEM).
  */
 pool_client *pool_connect(const char *socket_path, struct pool_error *err);
+/*
+ * Connect to poold at an address: tls://HOST:PORT (mutual TLS: cert and key
+ * are this client's certificate and key, ca the CA that signed the daemon's;
+ * NULL = $POOLD_CERT, $POOLD_KEY, $POOLD_CA; without a CA, the system's),
+ * tcp://HOST:PORT (plain, which poold serves on loopback only), unix:PATH or
+ * a socket path. uri NULL = $POOLD_ADDRESS, else pool_connect(NULL).
+ * Returns the client or NULL with *err set (POOL_ECONNECT, POOL_EINVAL,
+ * POOL_ENOMEM). A daemon that refuses the certificate may only say so at the
+ * first request (TLS 1.3): that call fails with POOL_EIO and the reason.
+ */
+pool_client *pool_connect_uri(const char *uri, const char *cert, const char *key, const char *ca,
+                              struct pool_error *err);
 /* Close the connection and free the client; NULL is fine. */
 void pool_close(pool_client *c);
 

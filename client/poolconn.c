@@ -159,6 +159,7 @@ void pool_close(pool_client *c)
 {
 	if (!c)
 		return;
+	poolconn_io_close(c);
 	close(c->fd);
 	buf_free(&c->rbuf);
 	buf_free(&c->req);
@@ -235,7 +236,7 @@ void poolconn_send_cancel(pool_client *c, int64_t target)
 	if (c->broken)
 		return;
 	do
-		w = send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		w = poolconn_io_send(c, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (w < 0 && errno == EINTR);
 	if (w != n) {
 		/* a part of the line may be out: the daemon drops the connection's requests
@@ -255,7 +256,7 @@ static int send_all(pool_client *c, struct iovec *iov, int n, int64_t until, int
 	*sent = 0;
 	while (n > 0) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | (until ? MSG_DONTWAIT : 0));
+		ssize_t w = poolconn_io_sendmsg(c, &m, MSG_NOSIGNAL | (until ? MSG_DONTWAIT : 0));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -328,14 +329,14 @@ int poolconn_recv(pool_client *c, int flags, struct pool_error *err)
 	if (buf_reserve(b, RECV_CHUNK) < 0)
 		return poolconn_error(err, POOL_ENOMEM, "out of memory reading a reply");
 	do
-		r = recv(c->fd, b->data + b->len, b->cap - b->len - 1, flags);
+		r = poolconn_io_recv(c, b->data + b->len, b->cap - b->len - 1, flags);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT))
 		return 0;
 	if (r <= 0)
 		c->broken = 1;
 	if (r < 0)
-		return poolconn_error(err, POOL_EIO, "read: %s", strerror(errno));
+		return poolconn_error(err, POOL_EIO, "read: %s", poolconn_io_strerror(c, errno));
 	if (r == 0)
 		return poolconn_error(err, POOL_EIO,
 		                      b->len ? "connection closed in the middle of a reply"

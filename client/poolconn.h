@@ -2,6 +2,8 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "buf.h"
@@ -22,6 +24,9 @@ struct pool_client {
 	long deadline_ms;          /* pool_set_deadline(): 0 = none */
 	pool_stream *stream;       /* the stream that owns the connection until it ends */
 	struct pool_error lasterr; /* used when the caller passes err == NULL */
+	struct ssl_st *tls;        /* tls:// (pooltls.c): the session; NULL: plain bytes on fd */
+	int tls_failed;            /* the session failed: no close_notify at pool_close() */
+	char tls_err[128];         /* why it failed, for messages */
 };
 
 /* A received reply: spans point into the client's receive buffer until the next read. */
@@ -41,6 +46,20 @@ static inline long poolconn_opt_wire(long v)
 {
 	return v == POOL_NONE ? 0 : v;
 }
+
+/*
+ * The transport (pooltls.c): recv(2), sendmsg(2) and send(2) on c's socket,
+ * or through its TLS session with the same results (-1 with errno EAGAIN
+ * under MSG_DONTWAIT; otherwise they wait). A TLS read leaves no decrypted
+ * byte inside the session, so poll(2) on the socket stays truthful.
+ */
+ssize_t poolconn_io_recv(pool_client *c, void *buf, size_t n, int flags);
+ssize_t poolconn_io_sendmsg(pool_client *c, const struct msghdr *m, int flags);
+ssize_t poolconn_io_send(pool_client *c, const void *buf, size_t n, int flags);
+/* strerror(e), or the TLS session's reason when it failed. */
+const char *poolconn_io_strerror(const pool_client *c, int e);
+/* End the TLS session (close_notify unless it failed); the socket stays open. */
+void poolconn_io_close(pool_client *c);
 
 /* The monotonic time (ms) a call starting now must end by, 0 when c has no deadline. */
 int64_t poolconn_until(const pool_client *c);

@@ -134,7 +134,9 @@ static int build_list(struct buf *b, int argc, char **argv, const struct poolctl
 pool_client *poolctl_connect(const struct poolctl_args *a, int *code)
 {
 	struct pool_error e = {0};
-	pool_client *c = pool_connect(a->socket, &e);
+	pool_client *c = a->socket && !a->connect
+	                     ? pool_connect(a->socket, &e)
+	                     : pool_connect_uri(a->connect, a->cert, a->key, a->ca, &e);
 
 	if (c && a->deadline_ms > 0 && pool_set_deadline(c, a->deadline_ms, &e) < 0) {
 		pool_close(c);

@@ -27,6 +27,8 @@ enum {
 /* What the command line asked for; numbers are -1 when not given. */
 struct poolctl_args {
 	const char *socket;
+	const char *connect; /* --connect URI (tls://, tcp://, unix:) */
+	const char *cert, *key, *ca;
 	long deadline_ms; /* 0 = none */
 	int help, version, json, raw_in, raw_out, collect, unordered;
 	int progress; /* 1 --progress, 0 --no-progress, -1 neither */

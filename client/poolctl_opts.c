@@ -21,6 +21,10 @@
 
 enum opt_id {
 	O_SOCKET,
+	O_CONNECT,
+	O_CERT,
+	O_KEY,
+	O_CA,
 	O_DEADLINE,
 	O_HELP,
 	O_VERSION,
@@ -44,12 +48,16 @@ struct optdef {
 	int has_arg;
 	int id;
 	int cmds;             /* CMD_* bits it applies to */
-	long min, max;        /* numeric value range (has_arg, not socket) */
+	long min, max;        /* numeric value range (has_arg; max 0: a text value) */
 	const char *for_whom; /* "map and starmap": said when given to another command */
 };
 
 static const struct optdef opts[] = {
     {"socket", 's', 1, O_SOCKET, ALL, 0, 0, NULL},
+    {"connect", 0, 1, O_CONNECT, ALL, 0, 0, NULL},
+    {"cert", 0, 1, O_CERT, ALL, 0, 0, NULL},
+    {"key", 0, 1, O_KEY, ALL, 0, 0, NULL},
+    {"ca", 0, 1, O_CA, ALL, 0, 0, NULL},
     {"deadline", 0, 1, O_DEADLINE, ALL, 0, MAX_MS, NULL},
     {"help", 'h', 0, O_HELP, ALL, 0, 0, NULL},
     {"version", 'V', 0, O_VERSION, ALL, 0, 0, NULL},
@@ -88,6 +96,11 @@ static const char main_usage[] =
     "  -s, --socket PATH  daemon socket (default $POOLD_SOCKET, then\n"
     "                     /run/poold/poold.sock for root, else\n"
     "                     $XDG_RUNTIME_DIR/poold/poold.sock)\n"
+    "  --connect ADDR     a remote daemon: tls://HOST:PORT (or tcp://HOST:PORT on\n"
+    "                     loopback; unix:PATH); default $POOLD_ADDRESS\n"
+    "  --cert FILE, --key FILE, --ca FILE\n"
+    "                     tls://: this client's certificate and key and the CA of\n"
+    "                     the daemon's (default $POOLD_CERT, $POOLD_KEY, $POOLD_CA)\n"
     "  --deadline MS      give up after MS milliseconds (0-86400000, 0 = never;\n"
     "                     default $POOLD_DEADLINE_MS) and cancel the request\n"
     "  -h, --help         show this help (COMMAND --help: help on a command)\n"
@@ -272,14 +285,25 @@ static int apply_opt(struct poolctl_args *a, const struct seen *s)
 	char sp[40];
 	long v = 0;
 
-	if (s->d->has_arg && s->d->id != O_SOCKET &&
-	    parse_range(s->value, s->d->min, s->d->max, &v) < 0)
+	if (s->d->has_arg && s->d->max && parse_range(s->value, s->d->min, s->d->max, &v) < 0)
 		return poolctl_fail("%s%s%s wants an integer from %ld to %ld, not '%s'",
 		                    a->cmd_name ? a->cmd_name : "", a->cmd_name ? ": " : "",
 		                    spelled(s, sp), s->d->min, s->d->max, s->value);
 	switch (s->d->id) {
 	case O_SOCKET:
 		a->socket = s->value;
+		break;
+	case O_CONNECT:
+		a->connect = s->value;
+		break;
+	case O_CERT:
+		a->cert = s->value;
+		break;
+	case O_KEY:
+		a->key = s->value;
+		break;
+	case O_CA:
+		a->ca = s->value;
 		break;
 	case O_DEADLINE:
 		a->deadline_ms = v;

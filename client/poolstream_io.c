@@ -278,7 +278,7 @@ static int send_reading(pool_stream *s, struct iovec *iov, int n)
 			poolconn_error(&e, POOL_EIO, "the connection failed");
 			return stream_fail(s, &e);
 		}
-		w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		w = poolconn_io_sendmsg(c, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
