@@ -32,12 +32,13 @@ import json
 import os
 import select
 import socket as _socket
+import ssl
 import sys
 import threading
 import time
 import traceback
 
-__all__ = ["PooldError", "Connection", "Stream", "default_socket", "connect"]
+__all__ = ["PooldError", "Connection", "Stream", "Endpoint", "default_socket", "connect"]
 
 # Items per feed line of a stream at most (a line also never passes the window),
 # and the longest a feed line waits for the input to give more items.
@@ -99,7 +100,120 @@ def default_socket():
     return "/run/poold/poold.sock"
 
 
+class Endpoint:
+    """A daemon's address: tls://HOST:PORT (mutual TLS), tcp://HOST:PORT (plain,
+    which poold serves on loopback only), unix:PATH or a socket path.
+
+    cert, key: this client's certificate and key (PEM files) for tls://; ca: the
+    CA that signed the daemon's certificate (None: the system's CAs). None takes
+    $POOLD_CERT, $POOLD_KEY, $POOLD_CA. str() is the address.
+    """
+
+    def __init__(self, address, cert=None, key=None, ca=None):
+        self.address = address
+        self.scheme, _, rest = address.partition("://") if "://" in address else ("unix", "", "")
+        self.path = address[5:] if address.startswith("unix:") else address
+        self.context = None
+        if self.scheme == "unix":
+            return
+        if self.scheme not in ("tls", "tcp"):
+            raise ValueError("address %r: expected tls://HOST:PORT, tcp://HOST:PORT, "
+                             "unix:PATH or a socket path" % address)
+        host, sep, port = rest.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("address %r: expected %s://HOST:PORT" % (address, self.scheme))
+        self.host, self.port = host.strip("[]"), int(port)
+        if self.scheme == "tls":
+            cert = cert or os.environ.get("POOLD_CERT") or None
+            key = key or os.environ.get("POOLD_KEY") or None
+            ca = ca or os.environ.get("POOLD_CA") or None
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if cert or key:
+                ctx.load_cert_chain(cert, key)
+            self.context = ctx
+
+    def __str__(self):
+        return self.address
+
+    def connect(self, timeout=None):
+        """A connected, non-blocking socket (TLS: after the handshake)."""
+        if self.scheme == "unix":
+            return _connect_unix(self.path, timeout)
+        try:
+            s = _socket.create_connection((self.host, self.port), timeout)
+        except OSError as e:
+            raise PooldError("connect_failed", "cannot connect to %s: %s" %
+                             (self.address, e.strerror or e)) from None
+        try:
+            s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if self.context is not None:
+                s = _TLSSocket(self.context.wrap_socket(s, server_hostname=self.host))
+            s.setblocking(False)
+        except (OSError, ValueError) as e:
+            s.close()
+            raise PooldError("connect_failed", "TLS with %s: %s" % (self.address, e)) from None
+        return s
+
+
+class _TLSSocket:
+    """An SSLSocket with the plain socket's non-blocking behaviour as the callers
+    use it: BlockingIOError when it must wait, b"" at the end, sendmsg, and reads
+    that leave no decrypted byte inside the session (poll() stays truthful)."""
+
+    SENDMSG_MAX = 256 * 1024
+
+    def __init__(self, s):
+        self._s = s
+
+    def fileno(self):
+        return self._s.fileno()
+
+    def setblocking(self, flag):
+        self._s.setblocking(flag)
+
+    def recv(self, n):
+        try:
+            data = self._s.recv(n)
+            while data and self._s.pending():
+                data += self._s.recv(self._s.pending())
+            return data
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+        except ssl.SSLEOFError:
+            return b""
+
+    def send(self, data):
+        try:
+            return self._s.send(data)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+
+    def sendmsg(self, bufs):
+        # A retry after BlockingIOError starts with the same bytes, as OpenSSL wants.
+        out, size = [], 0
+        for b in bufs:
+            out.append(bytes(b))
+            size += len(out[-1])
+            if size >= self.SENDMSG_MAX:
+                break
+        return self.send(b"".join(out))
+
+    def close(self):
+        self._s.close()
+
+
 def connect(path, timeout=None):
+    """A connected, non-blocking socket to path (an Endpoint or an address; see
+    Endpoint), or PooldError connect_failed."""
+    if isinstance(path, str) and ("://" in path or path.startswith("unix:")):
+        path = Endpoint(path)
+    if isinstance(path, Endpoint):
+        return path.connect(timeout)
+    return _connect_unix(path, timeout)
+
+
+def _connect_unix(path, timeout=None):
     """A connected, non-blocking Unix socket to path, or PooldError connect_failed."""
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:

@@ -21,10 +21,11 @@ The differences from multiprocessing.Pool:
   (multiprocessing reads the whole input eagerly).
 """
 
+import os
 import threading
 import weakref
 
-from .client import Connection, PooldError, Stream, default_socket, encode
+from .client import Connection, Endpoint, PooldError, Stream, default_socket, encode
 
 __all__ = ["Pool", "AsyncResult", "IMapIterator", "PooldError"]
 
@@ -166,6 +167,11 @@ class Pool:
     socket:    the daemon's socket; default as poolctl: $POOLD_SOCKET, else
                $XDG_RUNTIME_DIR/poold/poold.sock for a non-root user, else
                /run/poold/poold.sock.
+    address:   a remote daemon instead: "tls://HOST:PORT" (mutual TLS, with cert,
+               key and ca: this client's certificate and key and the CA of the
+               daemon's; default $POOLD_CERT, $POOLD_KEY, $POOLD_CA), or
+               "tcp://HOST:PORT" on loopback; default $POOLD_ADDRESS when
+               socket is not given.
     timeout:   the default reply deadline of every call, in seconds (None: none).
 
     Connects at once (PooldError "connect_failed" when no daemon answers). One
@@ -174,7 +180,8 @@ class Pool:
     flight fail with "disconnected" and the next call connects again.
     """
 
-    def __init__(self, processes=None, *, socket=None, timeout=None):
+    def __init__(self, processes=None, *, socket=None, timeout=None, address=None, cert=None,
+                 key=None, ca=None):
         if processes is not None:
             if isinstance(processes, str):
                 raise TypeError("Pool's first argument is processes (ignored by poold); "
@@ -182,7 +189,8 @@ class Pool:
             if processes < 1:
                 raise ValueError("Number of processes must be at least 1")
         self._check_timeout(timeout)
-        self._path = socket or default_socket()
+        address = address or (None if socket else os.environ.get("POOLD_ADDRESS"))
+        self._path = Endpoint(address, cert, key, ca) if address else socket or default_socket()
         self._timeout = timeout
         self._state = RUN
         self._lock = threading.Lock()
