@@ -3,43 +3,79 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "confgen.h"
 #include "config.h"
+#include "idmap.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "supervisor.h"
+#include "tls.h"
 
 /* Stop reading a client whose unread replies pass OUT_HIGH; resume below OUT_LOW. */
 #define OUT_HIGH (8u * 1024 * 1024)
 #define OUT_LOW (1u * 1024 * 1024)
 /* Bytes moved per read or write system call. */
 #define READ_CHUNK (1024 * 1024)
+/* --max-memory when the options leave it 0. */
+#define DEFAULT_MAX_MEMORY ((size_t)256 * 1024 * 1024)
+/* A line being read is refused for memory only once it is this long. */
+#define PARTIAL_FREE (64 * 1024)
+/* Give freed heap back to the system when the last client leaves after this much. */
+#define TRIM_AFTER (8u * 1024 * 1024)
+/* Without a spare descriptor to watch a silent connection, look at it this often. */
+#define WATCH_POLL_MS 100
 
 struct conn {
 	evutil_socket_t fd;
 	struct evbuffer *in;   /* bytes read, not yet framed into lines */
 	struct event *ev_read; /* the socket has bytes (or EOF) to read */
-	int skipping;          /* discarding the rest of an over-long line */
+	struct json_scan scan; /* the line being read, validated as its bytes come */
+	size_t fed;            /* bytes of that line scanned (for JSON and its newline) */
+	int skipping;          /* discarding the rest of a refused line */
 	int paused;            /* reading stopped until the output drains */
-	int blocked;           /* streams over their window: reading stopped until they drain */
+	int blocked;           /* streams full: reading stopped until they drain */
+	int starved;           /* a long line waits for memory this connection holds */
 	int closing;           /* free once the output is flushed */
 	int eof;               /* the client shut its sending side: answer, flush, close */
-	size_t scanned;        /* input bytes already searched for a newline */
+	int watch_fd;          /* a dup of fd watched for a full close while not reading */
+	struct tls *tls;       /* a tls:// client's session; NULL: plain bytes on fd */
+	char peer[64];         /* a remote client's address ("" on the Unix socket) */
+	struct event *ev_watch;
+	size_t held; /* bytes its requests hold (text, results) */
 	int n_requests;
 	struct request_list requests;
+	struct idmap ids;        /* the same requests by id */
 	struct event *ev_resume; /* deferred: handle lines buffered while not reading */
 	struct evbuffer *out;    /* replies not yet written */
 	struct event *ev_write;  /* the socket can take more of out */
 	struct event *ev_flush;  /* deferred: write what this loop iteration produced */
+	struct evbuffer_cb_entry *in_cb, *out_cb;
 	TAILQ_ENTRY(conn) link;
 };
 
+/* Bytes the supervisor buffers for clients: input, output, request text, results. */
+static size_t mem_total;
+/* Full streams and starved connections: what a release may let read again. */
+static int n_blocked;
+/* A re-check of full streams is queued (see conn_wake). */
+static int wake_queued;
+/* The most mem_total reached since the heap was last trimmed. */
+static size_t mem_peak;
+
 static void conn_read(struct conn *c);
+static void conn_resume(struct conn *c);
+static void conn_tls_kick(struct conn *c);
 
 struct request_list *conn_requests(struct conn *c)
 {
@@ -51,6 +87,95 @@ struct evbuffer *conn_output(struct conn *c)
 	return c->out;
 }
 
+size_t conn_max_memory(void)
+{
+	return sv.opt.max_memory ? sv.opt.max_memory : DEFAULT_MAX_MEMORY;
+}
+
+int conn_over_budget(void)
+{
+	return sv.items_in_flight >= sv.opt.max_pending_items || mem_total > conn_max_memory();
+}
+
+/* Re-check every full stream: memory or items were released. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c;
+	struct request *r;
+
+	wake_queued = 0;
+	TAILQ_FOREACH(c, &sv.conns, link)
+	{
+		if (c->starved) {
+			c->starved = 0;
+			n_blocked--;
+			conn_resume(c); /* its line is looked at again */
+		}
+		if (!c->blocked)
+			continue;
+		TAILQ_FOREACH(r, &c->requests, clink)
+		if (r->full)
+			request_check_window(r);
+	}
+}
+
+/* Something was released: let full streams look again, once per loop iteration. */
+static void conn_wake(void)
+{
+	struct timeval now = {0, 0};
+
+	if (n_blocked && !wake_queued &&
+	    event_base_once(sv.base, -1, EV_TIMEOUT, on_wake, NULL, &now) == 0)
+		wake_queued = 1;
+}
+
+void conn_mem(struct conn *c, ssize_t delta)
+{
+	c->held += (size_t)delta;
+	mem_total += (size_t)delta;
+	if (mem_total > mem_peak)
+		mem_peak = mem_total;
+	if (delta < 0)
+		conn_wake();
+}
+
+/* The input or output buffer of a connection grew or shrank. */
+static void on_buffer(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	mem_total += info->n_added;
+	mem_total -= info->n_deleted;
+	if (mem_total > mem_peak)
+		mem_peak = mem_total;
+	if (info->n_deleted)
+		conn_wake();
+}
+
+void conn_status(struct buf *b)
+{
+	struct conn *c;
+	int first = 1;
+
+	buf_printf(b, ",\"memory\":%zu,\"max_memory\":%zu,\"items_in_flight\":%llu", mem_total,
+	           conn_max_memory(), (unsigned long long)sv.items_in_flight);
+	/* Remote clients: TLS ones by their certificate's name. */
+	buf_adds(b, ",\"remote_clients\":[");
+	TAILQ_FOREACH(c, &sv.conns, link)
+	{
+		const char *name = c->tls ? tls_peer_name(c->tls) : "";
+
+		if (!c->peer[0])
+			continue;
+		buf_adds(b, first ? "{\"name\":" : ",{\"name\":");
+		buf_add_json_string(b, name, strlen(name));
+		buf_adds(b, ",\"address\":");
+		buf_add_json_string(b, c->peer, strlen(c->peer));
+		buf_printf(b, ",\"tls\":%s,\"requests\":%d}", c->tls ? "true" : "false",
+		           c->n_requests);
+		first = 0;
+	}
+	buf_addc(b, ']');
+}
+
 void conn_send_error(struct conn *c, struct json_span id, const struct proto_error *err)
 {
 	struct buf b = {0};
@@ -59,33 +184,119 @@ void conn_send_error(struct conn *c, struct json_span id, const struct proto_err
 	evbuffer_add(conn_output(c), b.data, b.len);
 	buf_free(&b);
 	conn_reply_sent(c);
+	metrics_error(err->code);
 }
 
-void conn_request_added(struct conn *c)
+void conn_request_added(struct conn *c, struct request *r)
 {
 	c->n_requests++;
+	idmap_put(&c->ids, r);
 }
 
-void conn_request_removed(struct conn *c)
+void conn_request_removed(struct conn *c, struct request *r)
 {
 	c->n_requests--;
+	idmap_del(&c->ids, r);
+}
+
+static void conn_free(struct conn *c);
+
+/* The client closed fully (not just its sending side): drop it and its work. */
+static int conn_probe_gone(struct conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+	if (poll(&p, 1, 0) < 0 || !(p.revents & (POLLHUP | POLLERR)))
+		return 0;
+	if (c->n_requests)
+		log_debug("client left with %d requests in flight; dropping them", c->n_requests);
+	conn_free(c);
+	return 1;
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	conn_probe_gone(arg);
+}
+
+/*
+ * While its socket is not read (a half-close, a full stream, unread
+ * replies), a connection is still watched for the client's full close, which
+ * drops it at once. The watch is an edge-triggered read event on a duplicate
+ * of the socket: it wakes when the client sends more or goes away, never
+ * spins on bytes left unread. Without a spare descriptor, a timer looks.
+ */
+static void watch_start(struct conn *c)
+{
+	struct timeval tv = {0, WATCH_POLL_MS * 1000};
+
+	if (c->ev_watch)
+		return;
+	c->watch_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	if (c->watch_fd >= 0)
+		c->ev_watch =
+		    event_new(sv.base, c->watch_fd, EV_READ | EV_ET | EV_PERSIST, on_watch, c);
+	else
+		c->ev_watch = event_new(sv.base, -1, EV_PERSIST, on_watch, c);
+	if (!c->ev_watch || event_add(c->ev_watch, c->watch_fd >= 0 ? NULL : &tv) < 0)
+		log_warn("cannot watch a client for its close: %s", strerror(errno));
+}
+
+static void watch_stop(struct conn *c)
+{
+	if (c->ev_watch)
+		event_free(c->ev_watch);
+	c->ev_watch = NULL;
+	if (c->watch_fd >= 0)
+		close(c->watch_fd);
+	c->watch_fd = -1;
+}
+
+/*
+ * TLS: a session can hold what the socket no longer shows (decrypted bytes,
+ * a close_notify read after data), and a renegotiation-free session's only
+ * cross waits are a handshake message for the socket to take (read waits for
+ * writable) and a write that waits for a read; wake the other side for them.
+ */
+static void conn_tls_kick(struct conn *c)
+{
+	if (tls_pending(c->tls) && event_pending(c->ev_read, EV_READ, NULL))
+		event_active(c->ev_read, EV_READ, 1);
+	if (tls_write_wants_read(c->tls) && evbuffer_get_length(c->out))
+		event_active(c->ev_flush, EV_WRITE, 1);
+}
+
+/* Read the socket while nothing stops it; else watch it for the client's full close. */
+static void conn_set_reading(struct conn *c)
+{
+	if (!c->paused && !c->blocked && !c->starved && !c->closing && !c->eof) {
+		event_add(c->ev_read, NULL);
+		watch_stop(c);
+		if (c->tls)
+			conn_tls_kick(c);
+		return;
+	}
+	event_del(c->ev_read);
+	if (c->closing)
+		watch_stop(c);
+	else
+		watch_start(c);
 }
 
 /* Read from the socket unless paused, blocked or closed; handle buffered lines soon. */
 static void conn_resume(struct conn *c)
 {
-	if (c->paused || c->blocked || c->closing)
-		return;
-	if (!c->eof)
-		event_add(c->ev_read, NULL);
-	event_active(c->ev_resume, EV_TIMEOUT, 1);
+	conn_set_reading(c);
+	if (!c->paused && !c->blocked && !c->starved && !c->closing)
+		event_active(c->ev_resume, EV_TIMEOUT, 1);
 }
 
 void conn_block(struct conn *c, int delta)
 {
 	c->blocked += delta;
+	n_blocked += delta;
 	if (c->blocked && delta > 0)
-		event_del(c->ev_read);
+		conn_set_reading(c);
 	else if (!c->blocked)
 		conn_resume(c);
 }
@@ -102,8 +313,20 @@ void conn_reply_sent(struct conn *c)
 		event_active(c->ev_flush, EV_WRITE, 1);
 	if (!c->paused && evbuffer_get_length(conn_output(c)) > OUT_HIGH) {
 		c->paused = 1;
-		event_del(c->ev_read);
+		conn_set_reading(c);
 	}
+}
+
+/* Forget a buffer's bytes in the memory total and free it. */
+static void buffer_release(struct evbuffer *b, struct evbuffer_cb_entry *cb)
+{
+	if (!b)
+		return;
+	if (cb) {
+		evbuffer_remove_cb_entry(b, cb);
+		mem_total -= evbuffer_get_length(b);
+	}
+	evbuffer_free(b);
 }
 
 /* Close c's socket and free its buffers and events (any of them may be missing). */
@@ -112,14 +335,17 @@ static void conn_release(struct conn *c)
 	struct event *evs[] = {c->ev_read, c->ev_resume, c->ev_write, c->ev_flush};
 	size_t i;
 
+	watch_stop(c);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
-	if (c->in)
-		evbuffer_free(c->in);
-	if (c->out)
-		evbuffer_free(c->out);
+	buffer_release(c->in, c->in_cb);
+	buffer_release(c->out, c->out_cb);
+	if (c->tls && tls_peer_name(c->tls)[0])
+		log_info("client %s (%s) disconnected", tls_peer_name(c->tls), c->peer);
+	tls_free(c->tls);
 	close(c->fd);
+	idmap_free(&c->ids);
 	free(c);
 }
 
@@ -127,11 +353,23 @@ static void conn_free(struct conn *c)
 {
 	struct request *r;
 
+	c->closing = 1; /* nothing re-arms its events while its requests go */
+	if (c->starved)
+		n_blocked--;
 	while ((r = TAILQ_FIRST(&c->requests)))
 		request_free(r);
 	TAILQ_REMOVE(&sv.conns, c, link);
 	sv.n_conns--;
 	conn_release(c);
+	/*
+	 * The daemon keeps up to 64 MiB of freed heap for reuse (M_TRIM_THRESHOLD);
+	 * once the last client has left after a busy spell and no task is left
+	 * (abandoned ones included), give it back.
+	 */
+	if (!sv.n_conns && !sv.tasks_running && !sv.tasks_queued && mem_peak > TRIM_AFTER) {
+		malloc_trim(0);
+		mem_peak = mem_total;
+	}
 	listener_conn_closed();
 	supervisor_check_idle();
 }
@@ -147,27 +385,27 @@ static void reply_simple(struct conn *c, struct json_span id, const char *fields
 	buf_free(&b);
 }
 
-static void add_function(const struct fn_def *d, void *arg)
+static void add_functions(struct buf *b)
 {
-	struct buf *b = arg;
+	const struct conf *c = &confgen_current()->c;
+	size_t i;
 
-	if (b->data[b->len - 1] == '}')
-		buf_addc(b, ',');
-	buf_adds(b, "{\"name\":");
-	buf_add_json_string(b, d->name, strlen(d->name));
-	buf_printf(b, ",\"min_args\":%d,\"max_args\":%d,\"doc\":", d->min_args, d->max_args);
-	buf_add_json_string(b, d->doc, strlen(d->doc));
-	buf_addc(b, '}');
+	for (i = 0; i < c->n_fns; i++) {
+		const struct fn_entry *f = &c->fns[i];
+		const char *doc = f->description ? f->description : "";
+
+		buf_adds(b, i ? ",{\"name\":" : "{\"name\":");
+		buf_add_json_string(b, f->name, strlen(f->name));
+		buf_printf(b, ",\"kind\":\"%s\",\"min_args\":%d,\"max_args\":%d,\"doc\":",
+		           fn_kind_name(f->kind), f->min_args, f->max_args);
+		buf_add_json_string(b, doc, strlen(doc));
+		buf_addc(b, '}');
+	}
 }
 
 static struct request *find_request(struct conn *c, struct json_span id)
 {
-	struct request *r;
-
-	TAILQ_FOREACH(r, &c->requests, clink)
-	if (r->pr.id.len == id.len && memcmp(r->pr.id.p, id.p, id.len) == 0)
-		return r;
-	return NULL;
+	return idmap_get(&c->ids, id);
 }
 
 /*
@@ -200,12 +438,24 @@ static void handle_simple_op(struct conn *c, struct proto_request *pr)
 	case OP_STATUS:
 		buf_adds(&b, ",\"status\":");
 		supervisor_status(&b);
+		b.len--; /* the status object's closing brace: conn_status adds to it */
+		conn_status(&b);
+		buf_addc(&b, '}');
 		break;
 	case OP_FUNCTIONS:
 		buf_adds(&b, ",\"functions\":[");
-		registry_foreach(add_function, &b);
+		add_functions(&b);
 		buf_adds(&b, "]");
 		break;
+	case OP_METRICS: {
+		struct buf text = {0};
+
+		metrics_render(&text);
+		buf_adds(&b, ",\"metrics\":");
+		buf_add_json_string(&b, text.data, text.len);
+		buf_free(&text);
+		break;
+	}
 	case OP_CANCEL:
 		r = find_request(c, pr->target);
 		if (!r) {
@@ -226,9 +476,30 @@ static void handle_simple_op(struct conn *c, struct proto_request *pr)
 	reply_simple(c, pr->id, b.data);
 	buf_free(&b);
 	conn_reply_sent(c);
+	metrics_reply(pr->op, PROTO_OK);
 }
 
-static void handle_line(struct conn *c, char *line, size_t len)
+/* Refuse a map or apply that would pass --max-memory, in total or for this connection. */
+static int check_memory(struct conn *c, size_t len, struct proto_error *err)
+{
+	size_t max = conn_max_memory(), mine = c->held + evbuffer_get_length(c->out);
+
+	if (mem_total + len > max)
+		return proto_error_set(err, PROTO_BUSY, -1,
+		                       "the daemon buffers %zu bytes and this request has %zu "
+		                       "(--max-memory %zu); retry later",
+		                       mem_total, len, max);
+	if (mine > max / 4)
+		return proto_error_set(err, PROTO_BUSY, -1,
+		                       "this connection holds %zu bytes of requests and unread "
+		                       "replies, more than a quarter of --max-memory (%zu); read "
+		                       "replies or retry later",
+		                       mine, max);
+	return 0;
+}
+
+/* Handle one complete line of len bytes whose JSON value v was validated as it arrived. */
+static void handle_line(struct conn *c, char *line, size_t len, struct json_span v)
 {
 	struct proto_limits lim = {.max_items = sv.opt.max_items,
 	                           .max_timeout_ms = 86400000,
@@ -237,8 +508,9 @@ static void handle_line(struct conn *c, char *line, size_t len)
 	struct proto_error err;
 	struct request *r;
 
-	if (proto_parse_request(line, len, &lim, &pr, &err) < 0)
+	if (proto_parse_value(v, &lim, &pr, &err) < 0)
 		goto fail;
+	pr.line_len = len;
 	if (pr.op == OP_FEED || pr.op == OP_END) {
 		r = find_request(c, pr.id);
 		if (!r || !r->pr.stream) {
@@ -258,6 +530,12 @@ static void handle_line(struct conn *c, char *line, size_t len)
 		proto_error_set(&err, PROTO_SHUTTING_DOWN, -1, "the daemon is stopping");
 		goto fail;
 	}
+	if (c->tls && !conf_client_allows(&confgen_current()->c, tls_peer_name(c->tls), pr.fn)) {
+		proto_error_set(&err, PROTO_FORBIDDEN, -1,
+		                "client %s may not call %s (its [client] section)",
+		                tls_peer_name(c->tls), pr.fn);
+		goto fail;
+	}
 	if (find_request(c, pr.id)) {
 		proto_error_set(&err, PROTO_DUPLICATE_ID, -1,
 		                "a request with this id is already in flight on this connection");
@@ -275,6 +553,8 @@ static void handle_line(struct conn *c, char *line, size_t len)
 		                (unsigned long long)sv.items_in_flight);
 		goto fail;
 	}
+	if (check_memory(c, len, &err) < 0)
+		goto fail;
 	request_start(c, line, &pr);
 	return;
 fail:
@@ -282,15 +562,118 @@ fail:
 	free(line);
 }
 
-static void too_long(struct conn *c)
+/* Answer a line that is refused before it is complete; the rest of it is discarded. */
+static void refuse_line(struct conn *c, const struct proto_error *err)
 {
-	struct proto_error err;
 	struct json_span none = {NULL, 0};
 
-	proto_error_set(&err, PROTO_TOO_LARGE, -1,
-	                "request line longer than %zu bytes (--max-line); discarded",
-	                sv.opt.max_line);
-	conn_send_error(c, none, &err);
+	conn_send_error(c, none, err);
+	c->skipping = 1;
+}
+
+/*
+ * Scan the input from c->fed on: search the newline ending the current line
+ * and, unless the line is being discarded, feed its bytes to the JSON scanner,
+ * so that the work on a long line is spread over its reads. Returns 1 when
+ * the newline is at offset c->fed, 0 when the input holds no newline yet, -1
+ * when the line is malformed so far.
+ */
+static int scan_input(struct conn *c)
+{
+	size_t len = evbuffer_get_length(c->in);
+
+	while (c->fed < len) {
+		struct evbuffer_iovec v[16];
+		struct evbuffer_ptr p;
+		int i, n;
+
+		if (evbuffer_ptr_set(c->in, &p, c->fed, EVBUFFER_PTR_SET) < 0)
+			return 0;
+		n = evbuffer_peek(c->in, (ssize_t)(len - c->fed), &p, v, 16);
+		for (i = 0; i < n && i < 16; i++) {
+			const char *b = v[i].iov_base, *nl = memchr(b, '\n', v[i].iov_len);
+			size_t k = nl ? (size_t)(nl - b) : v[i].iov_len;
+
+			if (!c->skipping && json_scan_feed(&c->scan, b, k) < 0)
+				return -1;
+			c->fed += k;
+			if (nl)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Drop the first n input bytes (a line and its newline) and start a new line. */
+static void next_line(struct conn *c, size_t n)
+{
+	evbuffer_drain(c->in, n);
+	c->fed = 0;
+	json_scan_init(&c->scan);
+}
+
+/* An empty line (or a lone CR) is skipped silently. */
+static int line_is_empty(struct evbuffer *in, size_t len)
+{
+	char ch;
+
+	return len == 0 || (len == 1 && evbuffer_copyout(in, &ch, 1) == 1 && ch == '\r');
+}
+
+/*
+ * Memory is short while c reads a long line: stop reading c if memory of its
+ * own will drain (items not yet answered, unread replies), and look again
+ * when it has. Returns 0 when nothing of c's will drain: the line is refused.
+ */
+static int wait_for_memory(struct conn *c)
+{
+	struct request *r;
+
+	TAILQ_FOREACH(r, &c->requests, clink)
+	if (r->pr.stream)
+		request_check_window(r);
+	if (c->blocked)
+		return 1;
+	TAILQ_FOREACH(r, &c->requests, clink)
+	if (r->n_items > r->n_written)
+		break;
+	if (!r && !evbuffer_get_length(c->out))
+		return 0;
+	c->starved = 1;
+	n_blocked++;
+	conn_set_reading(c);
+	return 1;
+}
+
+/*
+ * No complete line yet (len bytes buffered): refuse the line now when it is
+ * over --max-line, or long while the memory budget is spent (unless the
+ * connection can wait for its own streams to drain instead).
+ */
+static void partial_line(struct conn *c, size_t len)
+{
+	struct proto_error err;
+
+	if (c->skipping) {
+		next_line(c, len);
+		return;
+	}
+	if (len > sv.opt.max_line) {
+		proto_error_set(&err, PROTO_TOO_LARGE, -1,
+		                "request line longer than %zu bytes (--max-line); discarded",
+		                sv.opt.max_line);
+	} else if (len > PARTIAL_FREE && mem_total > conn_max_memory()) {
+		if (wait_for_memory(c))
+			return;
+		proto_error_set(&err, PROTO_BUSY, -1,
+		                "the daemon buffers %zu bytes (--max-memory %zu): a request line "
+		                "being read was discarded; retry later",
+		                mem_total, conn_max_memory());
+	} else {
+		return;
+	}
+	refuse_line(c, &err);
+	next_line(c, len);
 }
 
 /* Take every complete line out of the input buffer and handle it. */
@@ -298,40 +681,47 @@ static void conn_read(struct conn *c)
 {
 	struct evbuffer *in = c->in;
 
-	while (!c->paused && !c->blocked && !c->closing) {
-		size_t eol_len = 0, len = evbuffer_get_length(in);
-		struct evbuffer_ptr p;
+	while (!c->paused && !c->blocked && !c->starved && !c->closing) {
+		size_t len = evbuffer_get_length(in), eol_len = 1;
+		struct proto_error err;
+		struct json_span v;
 		char *line;
+		int r = scan_input(c);
 
-		/* Search only the bytes that arrived since the last call: a 64 MiB line
-		 * comes in thousands of reads and must not be rescanned for each. */
-		if (c->scanned > len || evbuffer_ptr_set(in, &p, c->scanned, EVBUFFER_PTR_SET) < 0)
-			evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
-		p = evbuffer_search_eol(in, &p, &eol_len, EVBUFFER_EOL_LF);
-		c->scanned = p.pos < 0 ? len : 0;
-		if (p.pos < 0 && c->eof && len && !c->skipping && len <= sv.opt.max_line) {
-			p.pos = (ssize_t)len; /* at EOF a last line needs no newline */
-			eol_len = 0;
+		if (r < 0) {
+			proto_error_malformed(&err, c->scan.erroff, c->scan.err);
+			refuse_line(c, &err);
+			next_line(c, c->fed);
+			continue;
 		}
-		if (p.pos < 0) {
-			if (c->skipping) {
-				evbuffer_drain(in, len);
-			} else if (len > sv.opt.max_line) {
-				too_long(c);
-				c->skipping = 1;
-				evbuffer_drain(in, len);
+		if (r == 0) {
+			if (!c->eof || !len || c->skipping || len > sv.opt.max_line) {
+				partial_line(c, len);
+				return;
 			}
-			if (c->skipping)
-				c->scanned = 0;
-			return;
+			eol_len = 0; /* at EOF a last line needs no newline */
 		}
-		len = (size_t)p.pos;
-		c->scanned = 0;
+		len = c->fed;
 		if (c->skipping || len > sv.opt.max_line) {
-			if (!c->skipping)
-				too_long(c);
+			if (!c->skipping) {
+				proto_error_set(&err, PROTO_TOO_LARGE, -1,
+				                "request line longer than %zu bytes (--max-line); "
+				                "discarded",
+				                sv.opt.max_line);
+				refuse_line(c, &err);
+			}
 			c->skipping = 0;
-			evbuffer_drain(in, len + eol_len);
+			next_line(c, len + eol_len);
+			continue;
+		}
+		if (line_is_empty(in, len)) {
+			next_line(c, len + eol_len);
+			continue;
+		}
+		if (json_scan_end(&c->scan) < 0) {
+			proto_error_malformed(&err, c->scan.erroff, c->scan.err);
+			conn_send_error(c, (struct json_span){NULL, 0}, &err);
+			next_line(c, len + eol_len);
 			continue;
 		}
 		line = malloc(len + 1);
@@ -341,15 +731,13 @@ static void conn_read(struct conn *c)
 			return;
 		}
 		evbuffer_remove(in, line, len);
-		evbuffer_drain(in, eol_len);
 		line[len] = '\0';
-		if (len && line[len - 1] == '\r')
+		v.p = line + c->scan.vstart;
+		v.len = c->scan.vend - c->scan.vstart;
+		if (line[len - 1] == '\r')
 			line[--len] = '\0';
-		if (len == 0) {
-			free(line);
-			continue;
-		}
-		handle_line(c, line, len);
+		next_line(c, eol_len);
+		handle_line(c, line, len, v);
 	}
 }
 
@@ -376,16 +764,22 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	int n = !evbuffer_get_length(c->out) ? 0
+	        : c->tls                     ? tls_write_buffer(c->tls, c->out, READ_CHUNK)
+	                                     : evbuffer_write_atmost(c->out, fd, READ_CHUNK);
 
-	if (evbuffer_get_length(c->out) && evbuffer_write_atmost(c->out, fd, READ_CHUNK) < 0 &&
-	    errno != EAGAIN && errno != EINTR) {
+	if (c->tls && tls_read_wants_write(c->tls))
+		event_active(c->ev_read, EV_READ, 1);
+	if (n > 0)
+		metrics_bytes(0, (uint64_t)n);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		if (c->n_requests)
 			log_debug("client gone with %d requests in flight; dropping them",
 			          c->n_requests);
 		conn_free(c);
 		return;
 	}
-	if (evbuffer_get_length(c->out))
+	if (evbuffer_get_length(c->out) && !(c->tls && tls_write_wants_read(c->tls)))
 		event_add(c->ev_write, NULL);
 	else
 		event_del(c->ev_write);
@@ -400,22 +794,21 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 /* The client shut its side (failed == 0) or the socket failed. */
 static void conn_eof(struct conn *c, int failed)
 {
-	struct pollfd p = {.fd = c->fd, .events = POLLIN};
-
 	/*
 	 * EOF alone is a half-close (echo ... | socat): answer what was asked, then
-	 * close. POLLHUP or an error means the client is gone: drop its requests.
+	 * close, and drop all at once if the client closes fully before that.
+	 * POLLHUP or an error means the client is gone: drop its requests now.
 	 */
-	if (!failed && poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP)) {
-		c->eof = 1;
-		event_del(c->ev_read);
-		conn_read(c);
-		conn_maybe_close(c);
+	if (failed) {
+		conn_free(c);
 		return;
 	}
-	if (c->n_requests)
-		log_debug("client left with %d requests in flight; dropping them", c->n_requests);
-	conn_free(c);
+	if (conn_probe_gone(c))
+		return;
+	c->eof = 1;
+	conn_set_reading(c);
+	conn_read(c);
+	conn_maybe_close(c);
 }
 
 /*
@@ -433,34 +826,52 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	n = read(fd, v.iov_base, v.iov_len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	n = c->tls ? tls_read(c->tls, v.iov_base, v.iov_len) : read(fd, v.iov_base, v.iov_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (c->tls && tls_read_wants_write(c->tls))
+			event_add(c->ev_write, NULL); /* on_write reads again */
 		return;
+	}
 	if (n <= 0) {
 		conn_eof(c, n < 0);
 		return;
 	}
 	v.iov_len = (size_t)n;
 	evbuffer_commit_space(c->in, &v, 1);
+	metrics_bytes((uint64_t)n, 0);
 	conn_read(c);
+	if (c->tls)
+		conn_tls_kick(c);
 }
 
 void conn_new(evutil_socket_t fd)
 {
+	conn_new_remote(fd, NULL, NULL);
+}
+
+void conn_new_remote(evutil_socket_t fd, struct tls *t, const char *peer)
+{
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
+		tls_free(t);
 		close(fd);
 		return;
 	}
 	c->fd = fd;
+	c->tls = t;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "");
+	c->watch_fd = -1;
+	json_scan_init(&c->scan);
 	c->in = evbuffer_new();
 	c->ev_read = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_readable, c);
 	c->ev_resume = evtimer_new(sv.base, on_resume, c);
 	c->out = evbuffer_new();
 	c->ev_write = event_new(sv.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
 	c->ev_flush = event_new(sv.base, fd, 0, on_write, c);
-	if (!c->in || !c->ev_read || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush) {
+	if (!c->in || !c->ev_read || !c->ev_resume || !c->out || !c->ev_write || !c->ev_flush ||
+	    !(c->in_cb = evbuffer_add_cb(c->in, on_buffer, c)) ||
+	    !(c->out_cb = evbuffer_add_cb(c->out, on_buffer, c))) {
 		conn_release(c);
 		return;
 	}
@@ -477,7 +888,7 @@ void conn_close_all_flushed(void)
 	for (c = TAILQ_FIRST(&sv.conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		c->closing = 1;
-		event_del(c->ev_read);
+		conn_set_reading(c);
 		if (evbuffer_get_length(conn_output(c)) == 0)
 			conn_free(c);
 	}

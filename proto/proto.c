@@ -39,6 +39,7 @@ static const char *const op_names[] = {
     [OP_CANCEL] = "cancel",
     [OP_FEED] = "feed",
     [OP_END] = "end",
+    [OP_METRICS] = "metrics",
 };
 
 enum field {
@@ -76,6 +77,7 @@ static const unsigned op_fields[] = {
     [OP_CANCEL] = FB(F_TARGET),
     [OP_FEED] = FB(F_ARGS) | FB(F_END),
     [OP_END] = 0,
+    [OP_METRICS] = 0,
 };
 
 const char *proto_code_name(enum proto_code code)

@@ -44,6 +44,7 @@ enum proto_op {
 	OP_CANCEL,
 	OP_FEED, /* more items for a stream */
 	OP_END,  /* a stream's last items were fed */
+	OP_METRICS,
 };
 
 enum proto_on_error {
@@ -82,6 +83,7 @@ struct proto_request {
 	int has_timeout;
 	struct json_span target; /* cancel: the id to cancel */
 	size_t n_items;          /* map, feed: elements of args */
+	size_t line_len;         /* the line's length (set by the daemon, for its budget) */
 };
 
 struct proto_error {

@@ -151,7 +151,8 @@ def test_shapes():
         r = c.call({"op": "status"})
         st = r["status"]
         want = {"version", "pid", "uptime_ms", "workers", "connections", "requests",
-                "tasks_queued", "tasks_running", "items_done", "stopping", "slots", "hosts"}
+                "tasks_queued", "tasks_running", "items_done", "stopping", "slots", "hosts",
+                "memory", "max_memory", "items_in_flight", "remote_clients"}
         check_eq(set(st), want, "status fields")
         check_eq(st["pid"], d.pid, "status pid")
         check_eq(st["version"], "%s" % d.call({"op": "ping"})["version"], "status version")
