@@ -2,6 +2,7 @@
 #include "fncall.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,58 +92,113 @@ enum poold_type poold_type(struct poold_value v)
 	return (enum poold_type)json_type(span(v));
 }
 
-/* what: "argument N" or "value", for the messages. */
-static int get_int(struct poold_call *c, struct poold_value v, const char *what, int64_t *out)
-{
-	int r;
+/* What a message names for a value that is not an argument. */
+#define WHAT_VALUE INT_MIN
 
-	if (poold_type(v) != POOLD_NUMBER)
-		return fail(c, PROTO_TYPE_ERROR, "%s must be an integer", what);
-	r = json_int(span(v), out);
-	if (r == -ERANGE)
-		return fail(c, PROTO_OUT_OF_RANGE, "%s is beyond 2^53", what);
-	if (r < 0)
-		return fail(c, PROTO_TYPE_ERROR, "%s must be an integer, not %.*s", what,
-		            (int)(v.len > 32 ? 32 : v.len), v.json);
+/*
+ * The name of what is read, for the messages: "argument N" for argument
+ * arg (0-based), "value" for WHAT_VALUE. Built only when a message needs it.
+ */
+struct what {
+	char s[32];
+};
+
+static const char *what_name(struct what *w, int arg)
+{
+	if (arg == WHAT_VALUE)
+		return "value";
+	snprintf(w->s, sizeof(w->s), "argument %d", arg + 1);
+	return w->s;
+}
+
+/*
+ * A plain decimal integer literal of at most 15 digits (always within 2^53):
+ * 0 with *out set, or -1 for anything else (sign only '-', no fraction or
+ * exponent), which the caller then reads the general way.
+ */
+static inline int small_int(struct poold_value v, int64_t *out)
+{
+	const char *p = v.json, *end = v.json + v.len;
+	int neg = p < end && *p == '-';
+	int64_t x = 0;
+
+	p += neg;
+	if (p == end || end - p > 15)
+		return -1;
+	for (; p < end; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (d > 9)
+			return -1;
+		x = x * 10 + d;
+	}
+	*out = neg ? -x : x;
 	return 0;
 }
 
-static int get_number(struct poold_call *c, struct poold_value v, const char *what, double *d,
-                      int *is_int, int64_t *iv)
+static int get_int(struct poold_call *c, struct poold_value v, int arg, int64_t *out)
 {
+	struct what w;
+	int r;
+
+	if (v.len && small_int(v, out) == 0)
+		return 0;
+	if (poold_type(v) != POOLD_NUMBER)
+		return fail(c, PROTO_TYPE_ERROR, "%s must be an integer", what_name(&w, arg));
+	r = json_int(span(v), out);
+	if (r == -ERANGE)
+		return fail(c, PROTO_OUT_OF_RANGE, "%s is beyond 2^53", what_name(&w, arg));
+	if (r < 0)
+		return fail(c, PROTO_TYPE_ERROR, "%s must be an integer, not %.*s",
+		            what_name(&w, arg), (int)(v.len > 32 ? 32 : v.len), v.json);
+	return 0;
+}
+
+static int get_number(struct poold_call *c, struct poold_value v, int arg, double *d, int *is_int,
+                      int64_t *iv)
+{
+	struct what w;
 	int64_t i;
 	int r;
 
+	if (is_int && v.len && small_int(v, &i) == 0) {
+		*is_int = 1;
+		if (iv)
+			*iv = i;
+		*d = (double)i;
+		return 0;
+	}
 	if (poold_type(v) != POOLD_NUMBER)
-		return fail(c, PROTO_TYPE_ERROR, "%s must be a number", what);
+		return fail(c, PROTO_TYPE_ERROR, "%s must be a number", what_name(&w, arg));
 	if (!is_int)
 		return json_double(span(v), d) < 0
-		           ? fail(c, PROTO_TYPE_ERROR, "%s must be a number", what)
+		           ? fail(c, PROTO_TYPE_ERROR, "%s must be a number", what_name(&w, arg))
 		           : 0;
 	r = json_int(span(v), &i);
 	if (r == -ERANGE)
 		return fail(c, PROTO_OUT_OF_RANGE,
 		            "%s is an integer beyond 2^53; pass it as a float (e.g. 1e20) if "
 		            "precision does not matter",
-		            what);
+		            what_name(&w, arg));
 	*is_int = r == 0;
 	if (*is_int) {
 		if (iv)
 			*iv = i;
 		*d = (double)i;
 	} else if (json_double(span(v), d) < 0) {
-		return fail(c, PROTO_TYPE_ERROR, "%s must be a number", what);
+		return fail(c, PROTO_TYPE_ERROR, "%s must be a number", what_name(&w, arg));
 	}
 	return 0;
 }
 
-static int get_string(struct poold_call *c, struct poold_value v, const char *what, const char **s,
+static int get_string(struct poold_call *c, struct poold_value v, int arg, const char **s,
                       size_t *len)
 {
+	struct what w;
 	struct buf *b;
 
 	if (poold_type(v) != POOLD_STRING)
-		return fail(c, PROTO_TYPE_ERROR, "%s must be a string", what);
+		return fail(c, PROTO_TYPE_ERROR, "%s must be a string", what_name(&w, arg));
 	if (c->n_strs == c->cap_strs) {
 		size_t cap = c->cap_strs ? c->cap_strs * 2 : 4;
 		struct buf *p = realloc(c->strs, cap * sizeof(*p));
@@ -163,45 +219,34 @@ static int get_string(struct poold_call *c, struct poold_value v, const char *wh
 	return 0;
 }
 
-#define ARG_WHAT(what, i) snprintf(what, sizeof(what), "argument %d", (i) + 1)
-
 int poold_int(struct poold_call *c, struct poold_value v, int64_t *out)
 {
-	return get_int(c, v, "value", out);
+	return get_int(c, v, WHAT_VALUE, out);
 }
 
 int poold_arg_int(struct poold_call *c, int i, int64_t *out)
 {
-	char what[32];
-
-	ARG_WHAT(what, i);
-	return get_int(c, poold_arg(c, i), what, out);
+	return get_int(c, poold_arg(c, i), i, out);
 }
 
 int poold_number(struct poold_call *c, struct poold_value v, double *d, int *is_int, int64_t *iv)
 {
-	return get_number(c, v, "value", d, is_int, iv);
+	return get_number(c, v, WHAT_VALUE, d, is_int, iv);
 }
 
 int poold_arg_number(struct poold_call *c, int i, double *d, int *is_int, int64_t *iv)
 {
-	char what[32];
-
-	ARG_WHAT(what, i);
-	return get_number(c, poold_arg(c, i), what, d, is_int, iv);
+	return get_number(c, poold_arg(c, i), i, d, is_int, iv);
 }
 
 int poold_string(struct poold_call *c, struct poold_value v, const char **s, size_t *len)
 {
-	return get_string(c, v, "value", s, len);
+	return get_string(c, v, WHAT_VALUE, s, len);
 }
 
 int poold_arg_string(struct poold_call *c, int i, const char **s, size_t *len)
 {
-	char what[32];
-
-	ARG_WHAT(what, i);
-	return get_string(c, poold_arg(c, i), what, s, len);
+	return get_string(c, poold_arg(c, i), i, s, len);
 }
 
 int poold_bool(struct poold_call *c, struct poold_value v, int *b)

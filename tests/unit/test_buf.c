@@ -132,6 +132,16 @@ static void test_buf_int(void)
 	expect_int(__FILE__, __LINE__, INT32_MAX, "2147483647");
 	expect_int(__FILE__, __LINE__, INT32_MIN, "-2147483648");
 	expect_int(__FILE__, __LINE__, 1000000, "1000000");
+	/* two digits per step: odd and even lengths, each pair boundary */
+	expect_int(__FILE__, __LINE__, 9, "9");
+	expect_int(__FILE__, __LINE__, 99, "99");
+	expect_int(__FILE__, __LINE__, 100, "100");
+	expect_int(__FILE__, __LINE__, -100, "-100");
+	expect_int(__FILE__, __LINE__, 909, "909");
+	expect_int(__FILE__, __LINE__, 1001, "1001");
+	expect_int(__FILE__, __LINE__, 99999, "99999");
+	expect_int(__FILE__, __LINE__, 1000000000000, "1000000000000");
+	expect_int(__FILE__, __LINE__, 999998000001, "999998000001");
 	/* appends */
 	{
 		struct buf b = {0};

@@ -336,6 +336,17 @@ static void test_ints(void)
 	FAILS(f_int, "[1e3]", PROTO_TYPE_ERROR, "must be an integer, not 1e3");
 	FAILS(f_int, "[\"1\"]", PROTO_TYPE_ERROR, "argument 1 must be an integer");
 	FAILS(f_int, "[]", PROTO_TYPE_ERROR, "argument 1 must be an integer");
+	/* the short-integer fast path (up to 15 digits) and the general one beside it */
+	OK(f_int, "[999999999999999]", "999999999999999");
+	OK(f_int, "[-999999999999999]", "-999999999999999");
+	OK(f_int, "[1000000000000000]", "1000000000000000");
+	OK(f_int, "[-1000000000000000]", "-1000000000000000");
+	OK(f_int, "[-1]", "-1");
+	OK(f_int, "[12,1]", "12");
+	FAILS(f_int, "[-1.5]", PROTO_TYPE_ERROR, "argument 1 must be an integer, not -1.5");
+	FAILS(f_int, "[10E1]", PROTO_TYPE_ERROR, "must be an integer, not 10E1");
+	FAILS(f_int, "[-0e0]", PROTO_TYPE_ERROR, "must be an integer, not -0e0");
+	FAILS(f_int, "[[1]]", PROTO_TYPE_ERROR, "argument 1 must be an integer");
 	/* results: 2^53 both ways, no further */
 	OK(f_out_int_arg, "[9007199254740992]", "9007199254740992");
 	FAILS(f_out_int_arg, "[9007199254740994.0]", PROTO_OUT_OF_RANGE, "integer result beyond");
@@ -353,6 +364,12 @@ static void test_numbers(void)
 	OK(f_num, "[-1.5]", "-1.5");
 	OK(f_num, "[1e308]", "1e+308");
 	FAILS(f_num, "[9007199254740993]", PROTO_OUT_OF_RANGE, "pass it as a float");
+	OK(f_num, "[-9007199254740992]", "-9007199254740992");
+	OK(f_num, "[123456789012345]", "123456789012345");
+	OK(f_num, "[-123456789012345]", "-123456789012345");
+	OK(f_num, "[1234567890123456]", "1234567890123456");
+	OK(f_num, "[5e0]", "5.0");
+	OK(f_num, "[-5.0]", "-5.0");
 	FAILS(f_num, "[null]", PROTO_TYPE_ERROR, "argument 1 must be a number");
 	/* without is_int any number is a double, big integers included */
 	OK(f_double_only, "[9007199254740993]", "9007199254740992.0");
