@@ -12,6 +12,7 @@ checked (outside the timed region).
 import hashlib
 import json
 import multiprocessing
+import os
 import resource
 import sys
 import threading
@@ -80,6 +81,38 @@ def cmd_map(n, reps, workers):
     return {"items": n, "warmup_s": warm, "times_s": times}
 
 
+def proc_cpu_s(pid):
+    """utime + stime of a live process, in seconds (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cmd_mapcpu(n, reps, workers):
+    """j: CPU of Pool(W).map(square, range(n)), a warm-up and REPS maps, parent and workers.
+
+    Counted from the started pool on (interpreter and pool start left out, as the
+    daemon's start is on poold's side): the parent's getrusage (its threads
+    included) and each worker's /proc/PID/stat.
+    """
+    n, reps, workers = int(n), int(reps), int(workers)
+    want = [i * i for i in range(n)]
+    with multiprocessing.Pool(workers) as pool:
+        pids = [p.pid for p in pool._pool]
+        w0, s0 = [proc_cpu_s(p) for p in pids], self_cpu_s()
+        for _ in range(reps + 1):
+            if pool.map(square, range(n)) != want:
+                raise SystemExit("anchor mapcpu: wrong results")
+        s1, w1 = self_cpu_s(), [proc_cpu_s(p) for p in pids]
+    return {"items": n * (reps + 1), "parent_cpu_s": s1 - s0,
+            "workers_cpu_s": [b - a for a, b in zip(w0, w1)]}
+
+
 def cmd_apply(n, warm, workers):
     """b: Pool(W).apply(square, (i,)) one at a time; latency of each call."""
     n, warm, workers = int(n), int(warm), int(workers)
@@ -142,7 +175,7 @@ def cmd_spin(target_ms, items, reps, workers):
 def cmd_imap(n, workers, chunksize):
     """d: Pool(W).imap(square, generator, chunksize) over n items; time and peak RSS."""
     n, workers, chunksize = int(n), int(workers), int(chunksize)
-    base = peak_rss_kib()[0]
+    base, cpu0 = peak_rss_kib()[0], self_cpu_s()
     t0 = time.perf_counter()
     with multiprocessing.Pool(workers) as pool:
         count = 0
@@ -156,8 +189,10 @@ def cmd_imap(n, workers, chunksize):
     if count != n:
         raise SystemExit("anchor imap: %d results for %d items" % (count, n))
     self_kib, child_kib = peak_rss_kib()
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"items": n, "chunksize": chunksize, "wall_s": wall, "peak_rss_kib": self_kib,
-            "start_rss_kib": base, "worker_peak_rss_kib": child_kib}
+            "start_rss_kib": base, "worker_peak_rss_kib": child_kib,
+            "parent_cpu_s": self_cpu_s() - cpu0, "workers_cpu_s": ch.ru_utime + ch.ru_stime}
 
 
 def cmd_poolmap_rss(n, workers):
@@ -291,7 +326,7 @@ def cmd_mapwhole(n, workers):
     raise SystemExit(0)
 
 
-COMMANDS = {"applyasync": cmd_applyasync, "mapwhole": cmd_mapwhole, "map": cmd_map, "apply": cmd_apply, "spin": cmd_spin, "imap": cmd_imap,
+COMMANDS = {"applyasync": cmd_applyasync, "mapwhole": cmd_mapwhole, "map": cmd_map, "mapcpu": cmd_mapcpu, "apply": cmd_apply, "spin": cmd_spin, "imap": cmd_imap,
             "poolmap-rss": cmd_poolmap_rss, "skew": cmd_skew, "clients": cmd_clients,
             "mandelbrot": cmd_mandelbrot}
 

@@ -371,7 +371,8 @@ def stream_poolctl(cfg, d, n):
         raise BenchError("stream: check failed: %s" % chk_err.decode(errors="replace").strip())
     with open(ru_path) as f:
         ru = json.load(f)
-    return {"wall_s": wall, "poolctl_peak_rss_kib": ru["maxrss_kib"], "check": json.loads(out)}
+    return {"wall_s": wall, "poolctl_peak_rss_kib": ru["maxrss_kib"],
+            "poolctl_cpu_s": ru["cpu_user_s"] + ru["cpu_sys_s"], "check": json.loads(out)}
 
 
 def w_d(cfg, main):
@@ -562,11 +563,71 @@ def w_i(cfg, main):
                 "%.2fx" % (pm / dm), ">= 2x", pm / dm >= 2.0)]
 
 
+def proc_cpu_s(pid):
+    """utime + stime of a live process in seconds (/proc/PID/stat), its children left out."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def daemon_cpu_s(d, pids):
+    """(supervisor CPU s, [CPU s of each worker in pids]) of a live daemon."""
+    return proc_cpu_s(d.proc.pid), [proc_cpu_s(p) for p in pids]
+
+
+def ns_per_item(shares, items):
+    """{role: seconds} -> (total ns per item, "role x ns, ..." text)."""
+    ns = {k: v * 1e9 / items for k, v in shares.items()}
+    return sum(ns.values()), ", ".join("%s %.0f" % kv for kv in ns.items())
+
+
+def w_j(cfg, main):
+    """j: CPU (user + system) per item of every process on the path of a and of d."""
+    n, reps, nd = cfg.p["a_items"], cfg.p["a_reps"], cfg.p["d_items"]
+    pids = main.worker_pids()
+    s0, w0 = daemon_cpu_s(main, pids)
+    m = client(cfg, "map", main.sock, n, reps)
+    s1, w1 = daemon_cpu_s(main, pids)
+    a = {"client": m["cpu_user_s"] + m["cpu_sys_s"], "supervisor": s1 - s0,
+         "workers": sum(w1) - sum(w0)}
+    py = anchor(cfg, "mapcpu", n, reps, cfg.workers)
+    pa = {"parent": py["parent_cpu_s"], "workers": sum(py["workers_cpu_s"])}
+    d = Daemon(cfg, "cpustream", cfg.workers).start()
+    try:
+        pids = d.worker_pids()
+        s0, w0 = daemon_cpu_s(d, pids)
+        res = stream_poolctl(cfg, d, nd)
+        s1, w1 = daemon_cpu_s(d, pids)
+    finally:
+        d.stop()
+    ds = {"poolctl": res["poolctl_cpu_s"], "supervisor": s1 - s0, "workers": sum(w1) - sum(w0)}
+    pyd = anchor(cfg, "imap", nd, cfg.workers, cfg.p["d_chunksize"])
+    pd = {"parent": pyd["parent_cpu_s"], "workers": pyd["workers_cpu_s"]}
+    cfg.detail["j"] = {"a_items": n * (reps + 1), "a_poold_s": a, "a_anchor_s": pa,
+                       "a_workers_s": [b - x for x, b in zip(w0, w1)], "a_client": m,
+                       "d_items": nd, "d_poold_s": ds, "d_anchor_s": pd, "d_stream": res,
+                       "d_anchor": pyd}
+    at, atext = ns_per_item(a, n * (reps + 1))
+    pt, ptext = ns_per_item(pa, n * (reps + 1))
+    dt, dtext = ns_per_item(ds, nd)
+    qt, qtext = ns_per_item(pd, nd)
+    return [row("j. CPU per item (user + system, ns), a: %d maps of %s squares through "
+                "bench_client (warm-up included)" % (reps + 1, fmt_n(n)),
+                "%.0f (%s)" % (at, atext), "%.0f (%s; Pool(%d).map)" % (pt, ptext, cfg.workers),
+                at / pt, "%.2fx" % (at / pt), "<= 100 ns and <= 0.3x",
+                at <= 100 and at / pt <= 0.3),
+            row("j. CPU per item (user + system, ns), d: stream of %s items through poolctl" %
+                fmt_n(nd), "%.0f (%s)" % (dt, dtext),
+                "%.0f (%s; Pool(%d).imap, chunksize %d)" % (qt, qtext, cfg.workers,
+                                                            cfg.p["d_chunksize"]),
+                dt / qt, "%.2fx" % (dt / qt), "(reported)", None)]
+
+
 # b: how long the latency-mode client polls for a reply before it sleeps.
 SPIN_US = 1000
 
 WORKLOADS = {"a": w_a, "b": w_b, "c": w_c, "d": w_d, "e": w_e, "f": w_f, "g": w_g, "h": w_h,
-             "i": w_i}
+             "i": w_i, "j": w_j}
 
 FULL = {"a_items": 1000000, "a_reps": 5, "b_calls": 20000, "b_warmup": 1000, "c_ms": 50,
         "c_reps": 3, "d_items": 10000000, "d_chunksize": 10000, "d_timeout": 600,
@@ -692,7 +753,7 @@ def main():
     ap.add_argument("--client", required=True)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--only", default="abcdefg")
+    ap.add_argument("--only", default="abcdefgj")
     ap.add_argument("--module", help="examples/modules/textstats.so (workload g)")
     ap.add_argument("--out")
     ap.add_argument("--json")

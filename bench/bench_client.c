@@ -26,7 +26,8 @@
 
 static const char usage[] =
     "usage: bench_client COMMAND ...\n"
-    "  map SOCK N REPS              map square over 0..N-1 (text), REPS timed after a warm-up\n"
+    "  map SOCK N REPS              map square over 0..N-1 (text), REPS timed after a warm-up;\n"
+    "                               also this process's CPU (warm-up included)\n"
     "  apply SOCK N WARMUP          N timed one-item applies of square: p50, p99\n"
     "  apply-spin SOCK N WARMUP US  the same with pool_set_spin(US): the client polls\n"
     "                               up to US microseconds before sleeping\n"
@@ -41,7 +42,7 @@ static const char usage[] =
     "  floor DIR N WARMUP           the design's floor: Unix socket and nanomsg ipc\n"
     "                               round trips (endpoints in DIR), p50, p99\n"
     "  rusage FILE CMD [ARG...]     run CMD (stdin, stdout shared), write its exit status\n"
-    "                               and peak RSS to FILE as JSON, exit with its status\n";
+    "                               peak RSS and CPU to FILE as JSON, exit with its status\n";
 
 static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
 {
@@ -215,6 +216,22 @@ static int parse_int(const char *s, size_t len, int64_t *v)
 	return errno || end != s + len ? -1 : 0;
 }
 
+/* Seconds of a struct timeval. */
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
+
+/* ,"cpu_user_s":U,"cpu_sys_s":S: this whole process's CPU so far (warm-up included). */
+static void print_cpu(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		die("getrusage: %s", strerror(errno));
+	printf(",\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f", tv_s(ru.ru_utime), tv_s(ru.ru_stime));
+}
+
 static void print_times(const char *key, const double *t, int n)
 {
 	int i;
@@ -263,6 +280,7 @@ static int cmd_map(char **argv)
 		t[i] = map_once(c, n, res);
 	printf("{\"items\":%" PRId64 ",\"warmup_s\":%.6f,", n, warm);
 	print_times("times_s", t, reps);
+	print_cpu();
 	printf("}\n");
 	pool_close(c);
 	free(res);
@@ -758,9 +776,12 @@ static int cmd_rusage(int argc, char **argv)
 	f = fopen(argv[0], "w");
 	if (!f)
 		die("%s: %s", argv[0], strerror(errno));
-	fprintf(f, "{\"exit\":%d,\"signal\":%d,\"maxrss_kib\":%ld}\n",
+	fprintf(f,
+	        "{\"exit\":%d,\"signal\":%d,\"maxrss_kib\":%ld,\"cpu_user_s\":%.6f,"
+	        "\"cpu_sys_s\":%.6f}\n",
 	        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-	        WIFSIGNALED(status) ? WTERMSIG(status) : 0, ru.ru_maxrss);
+	        WIFSIGNALED(status) ? WTERMSIG(status) : 0, ru.ru_maxrss, tv_s(ru.ru_utime),
+	        tv_s(ru.ru_stime));
 	if (fclose(f) != 0)
 		die("%s: write error", argv[0]);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
