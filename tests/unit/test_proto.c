@@ -511,6 +511,42 @@ static void test_ids(void)
 	ERR("{\"op\":\"map\",\"fn\":\"f\",\"args\":[1]}", PROTO_INVALID_REQUEST, NULL);
 }
 
+/*
+ * Several bad fields: the one reported follows PROTOCOL.md section 4's order
+ * of checks, whatever their order in the line (issue 9 item 10).
+ */
+static void test_check_order(void)
+{
+	/* step 3 (unknown, duplicate) before everything, the first in the line */
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"y\":1,\"x\":2,\"fn\":3}", PROTO_INVALID_REQUEST, "1",
+	        "unknown field \"y\"");
+	/* step 6 (not valid for the op) in the fixed field order: fn before target */
+	ERR_MSG("{\"id\":1,\"op\":\"ping\",\"target\":1,\"fn\":\"f\"}", PROTO_INVALID_REQUEST, "1",
+	        "'fn' is not valid");
+	/* step 7 in its order: fn, star, stream, end, ordered, window, args, on_error,
+	 * chunksize, retries, timeout_ms */
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"chunksize\":1.5,"
+	        "\"on_error\":\"no\",\"args\":5,\"star\":3,\"fn\":7}",
+	        PROTO_INVALID_REQUEST, "1", "'fn'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"chunksize\":1.5,"
+	        "\"on_error\":\"no\",\"args\":5,\"star\":3,\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'star'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"chunksize\":1.5,"
+	        "\"on_error\":\"no\",\"args\":5,\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'args'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"chunksize\":1.5,"
+	        "\"on_error\":\"no\",\"args\":[],\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'on_error'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"chunksize\":1.5,"
+	        "\"args\":[],\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'chunksize'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"timeout_ms\":-1,\"retries\":\"x\",\"args\":[],"
+	        "\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'retries'");
+	ERR_MSG("{\"id\":1,\"op\":\"map\",\"window\":0,\"stream\":1,\"fn\":\"f\"}",
+	        PROTO_INVALID_REQUEST, "1", "'stream'");
+}
+
 /* Missing, mistyped and unknown ops; unknown and duplicate fields. */
 static void test_op_and_fields(void)
 {
@@ -820,6 +856,7 @@ int main(void)
 	test_cancel();
 	test_ids();
 	test_op_and_fields();
+	test_check_order();
 	test_not_an_object();
 	test_max_items();
 	test_reply_encoding();
