@@ -15,6 +15,8 @@
 
 /* The most plaintext in one record: one SSL_write per record. */
 #define RECORD_MAX 16384
+/* The most plaintext one tls_read hands out: a fast sender must not hold the loop. */
+#define READ_MAX (1024 * 1024)
 /* The first byte of a TLS handshake record (ClientHello). */
 #define TLS_HANDSHAKE 0x16
 
@@ -152,6 +154,7 @@ static int check_first_byte(struct tls *t)
 	    "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"forbidden\",\"message\":\"this port "
 	    "speaks TLS: connect with tls:// and a client certificate\"}}\n";
 	unsigned char b;
+	char scratch[4096];
 	ssize_t r = recv(t->fd, &b, 1, MSG_PEEK);
 
 	if (r <= 0)
@@ -163,6 +166,10 @@ static int check_first_byte(struct tls *t)
 	log_warn("refused a client at %s: plain text on a TLS port", t->addr);
 	if (send(t->fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("refusing a plaintext client: %s", strerror(errno));
+	/* Closing with its request unread would reset the connection before our line is read. */
+	for (int i = 0; i < 16 && recv(t->fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+		;
+	shutdown(t->fd, SHUT_WR);
 	t->failed = 1;
 	errno = EPROTO;
 	return -1;
@@ -227,7 +234,14 @@ ssize_t tls_read(struct tls *t, void *buf, size_t n)
 	}
 	if (!t->started && (r = check_first_byte(t)) <= 0)
 		return r;
-	while (got < n) {
+	if (n > READ_MAX)
+		n = READ_MAX;
+	/*
+	 * Whole records only after the first (room for RECORD_MAX each): nothing
+	 * decrypted stays inside the session, where the socket's readiness
+	 * would not show it.
+	 */
+	while (got == 0 || n - got >= RECORD_MAX) {
 		int want = n - got > INT32_MAX ? INT32_MAX : (int)(n - got);
 
 		ERR_clear_error();
