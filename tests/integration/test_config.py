@@ -173,9 +173,10 @@ def test_unknown_key():
 
 def test_unknown_section():
     expect_problems("[pool]\nworkers = 2\n[function]\n[function a b]\n[poold]\nworkers = 2\n",
-                    ["poold.conf:1: unknown section [pool]: expected [poold] or [function NAME]",
-                     "poold.conf:3: unknown section [function]: expected [poold] or "
-                     "[function NAME]",
+                    ["poold.conf:1: unknown section [pool]: expected [poold], [function NAME] "
+                     "or [client NAME]",
+                     "poold.conf:3: unknown section [function]: expected [poold], "
+                     "[function NAME] or [client NAME]",
                      "poold.conf:4: function name 'a b' is not 1 to 63 of A-Z a-z 0-9 _ . -"],
                     "unknown sections (their keys are not checked)")
 
