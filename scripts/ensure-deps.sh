@@ -3,7 +3,7 @@
 # Sourced by run.sh and test.sh; usage: ensure_deps [extra packages...]
 ensure_deps() {
 	local want=(gcc meson ninja-build pkg-config libevent-dev libcjson-dev libnanomsg-dev
-		libinih-dev libsystemd-dev libsodium-dev iproute2
+		libinih-dev libsystemd-dev libsodium-dev libssl-dev openssl iproute2
 		python3 socat "$@")
 	local missing=() p
 	for p in "${want[@]}"; do
