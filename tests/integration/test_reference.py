@@ -163,8 +163,9 @@ def test_shapes():
         check(isinstance(st["uptime_ms"], int) and st["uptime_ms"] >= 0, "uptime_ms")
         check_eq([s["slot"] for s in st["slots"]], [0, 1, 2], "slot numbers")
         for s in st["slots"]:
-            check_eq(set(s), {"slot", "pid", "state", "tasks_held", "tasks_done", "items_done", "restarts"},
-                     "slot fields")
+            check_eq(set(s), {"slot", "pid", "state", "tasks_held", "tasks_done", "items_done",
+                              "restarts", "config"}, "slot fields")
+            check_eq(s["config"], 1, "slot configuration generation")
             check_eq(s["state"], "idle", "slot state at rest")
             check(s["pid"] > 0 and s["pid"] != d.pid, "slot pid %s" % s["pid"])
         done = st["items_done"]
