@@ -4,14 +4,16 @@ built libpoolclient and run against a daemon; every shell example of the form
 "$ COMMAND" followed by its output is run and its output compared."""
 
 import glob
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import harness
-from harness import Daemon, check
+from harness import Daemon, check, check_eq
 
 README = os.path.join(harness.SRCROOT, "README.md")
 MAN_PAGES = sorted(glob.glob(os.path.join(harness.SRCROOT, "client", "*.[13]")) +
@@ -139,6 +141,49 @@ def test_c_programs():
                                 (where, p.returncode, p.stdout[:200], p.stderr[:500]))
         d.wait_quiet()
     check(not failures, "C programs of the docs:\n" + "\n".join(failures))
+
+
+def expected_prints(src):
+    """The values a README Python program's comments promise: `print(...)  # VALUE`."""
+    return [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", src, re.M)]
+
+
+def test_python_programs():
+    """Every README ```python block runs: a Pool client prints what its comments say; a
+    worker program answers poold's handshake and a request line."""
+    blocks = markdown_blocks(README, ("python",))
+    check(len(blocks) >= 2, "found only %d Python programs in README.md" % len(blocks))
+    pyenv = {"PYTHONPATH": os.path.join(harness.SRCROOT, "python"),
+             "PYTHONDONTWRITEBYTECODE": "1"}
+    with Daemon(workers=2) as d:
+        env = daemon_env(d, d.dir)
+        env.update(pyenv)
+        for i, (start, lines) in enumerate(blocks):
+            src, where = "\n".join(lines) + "\n", "%s:%d" % (rel(README), start)
+            path = os.path.join(d.dir, "doc%d.py" % i)
+            with open(path, "w") as f:
+                f.write(src)
+            if "poold.worker.serve()" in src:
+                req = json.dumps({"fn": "slugify", "star": False, "apply": False,
+                                  "args": ["Hello, World!"]}) + "\n"
+                p = subprocess.run([sys.executable, path], input=req.encode(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                   timeout=RUN_TIMEOUT)
+                out = p.stdout.decode().splitlines()
+                check(p.returncode == 0 and len(out) == 2, "%s: exit %d, %r %r" %
+                      (where, p.returncode, out, p.stderr[-300:]))
+                check("slugify" in json.loads(out[0])["functions"][0]["name"],
+                      "%s: handshake %s" % (where, out[0]))
+                check_eq(json.loads(out[1]), {"results": ["hello-world"]}, where + " reply")
+                continue
+            p = subprocess.run([sys.executable, path], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, timeout=RUN_TIMEOUT)
+            got = p.stdout.decode().split("\n")
+            check(p.returncode == 0, "%s: exit %d: %r" % (where, p.returncode, p.stderr[-500:]))
+            for want in expected_prints(src):
+                check(want in got, "%s: no output line %r in %r" % (where, want, got))
+            print("%s: ran, %d promised lines seen" % (where, len(expected_prints(src))))
+        d.wait_quiet()
 
 
 def shell_examples():
