@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 . scripts/ensure-deps.sh
-ensure_deps clang clang-format libclang-rt-14-dev || { echo "cannot install dependencies" >&2; exit 2; }
+ensure_deps clang clang-format libclang-rt-14-dev systemd iproute2 jq parallel || { echo "cannot install dependencies" >&2; exit 2; }
 
 logs=()
 failed_steps=0
@@ -45,10 +45,12 @@ echo "== build and test (werror)"
 setup build -Dwerror=true
 suite build --no-suite fuzz
 
+# The soak (minutes of mixed load) and the tiny benchmark run once, in the
+# build above; every other suite runs again under the sanitizers.
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	suite build-asan --no-suite fuzz --timeout-multiplier 3
+	suite build-asan --no-suite fuzz --no-suite soak --no-suite bench --timeout-multiplier 3
 
 if command -v clang >/dev/null; then
 	echo "== libFuzzer targets (${FUZZ_SECONDS:=30} s each)"
