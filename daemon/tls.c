@@ -17,6 +17,8 @@
 #define RECORD_MAX 16384
 /* The most plaintext one tls_read hands out: a fast sender must not hold the loop. */
 #define READ_MAX (1024 * 1024)
+/* Raw bytes one read(2) may take: records are read ahead, many per system call. */
+#define READ_AHEAD (128 * 1024)
 /* The first byte of a TLS handshake record (ClientHello). */
 #define TLS_HANDSHAKE 0x16
 
@@ -76,6 +78,8 @@ int tls_server_init(const char *cert, const char *key, const char *ca, char *err
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                          SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, READ_AHEAD);
 	step = "tls_cert: cannot load the certificate chain";
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		goto fail;
@@ -237,11 +241,12 @@ ssize_t tls_read(struct tls *t, void *buf, size_t n)
 	if (n > READ_MAX)
 		n = READ_MAX;
 	/*
-	 * Whole records only after the first (room for RECORD_MAX each): nothing
-	 * decrypted stays inside the session, where the socket's readiness
-	 * would not show it.
+	 * One read(2) of up to READ_AHEAD bytes, then the records it brought
+	 * while there is room for a whole one (RECORD_MAX). What stays inside
+	 * the session (tls_pending) is not shown by the socket's readiness:
+	 * the caller reads again without waiting for it.
 	 */
-	while (got == 0 || n - got >= RECORD_MAX) {
+	while (got == 0 || (n - got >= RECORD_MAX && SSL_has_pending(t->ssl))) {
 		int want = n - got > INT32_MAX ? INT32_MAX : (int)(n - got);
 
 		ERR_clear_error();
