@@ -43,7 +43,7 @@ static int collect_failures(pool_client *c, const struct poolconn_reply *rep,
 	int64_t first;
 	size_t n, i;
 
-	if (!poolconn_get(rep->obj, "failed", &failed) || json_type(failed) != JSON_ARRAY)
+	if (!poolconn_reply_get(rep, "failed", &failed) || json_type(failed) != JSON_ARRAY)
 		return 0;
 	n = json_array_count(failed);
 	json_iter_init(&it, failed);
@@ -84,7 +84,7 @@ static int call_fn(pool_client *c, int is_map, const char *fn, const char *args,
 	r = poolconn_transact(c, args, len, tail, &rep, err);
 	if (r < 0)
 		return r;
-	if (!poolconn_get(rep.obj, is_map ? "results" : "result", value) ||
+	if (!poolconn_reply_get(&rep, is_map ? "results" : "result", value) ||
 	    (is_map && json_type(*value) != JSON_ARRAY))
 		return poolconn_error(err, POOL_EPROTO, "reply has no \"%s\"",
 		                      is_map ? "results" : "result");
@@ -221,7 +221,7 @@ static int simple_op(pool_client *c, const char *op, const char *key, cJSON **ou
 	if (r < 0)
 		return r;
 	v = rep.obj;
-	if (key && !poolconn_get(rep.obj, key, &v))
+	if (key && !poolconn_reply_get(&rep, key, &v))
 		return poolconn_error(err, POOL_EPROTO, "reply has no \"%s\"", key);
 	return span_cjson(c, v, out, err);
 }

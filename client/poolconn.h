@@ -29,10 +29,17 @@ struct pool_client {
 	char tls_err[128];         /* why it failed, for messages */
 };
 
+/* Top-level members of a reply recorded while it is validated (more are looked up). */
+#define POOLCONN_MEMBERS 12
+
 /* A received reply: spans point into the client's receive buffer until the next read. */
 struct poolconn_reply {
 	struct json_span obj;
 	int ok;
+	int n;   /* members recorded, in order */
+	int all; /* every member of obj is recorded */
+	struct json_span key[POOLCONN_MEMBERS];
+	struct json_span val[POOLCONN_MEMBERS];
 };
 
 /* 1 when option value v asks for something (> 0 or POOL_NONE), 0 for the default. */
@@ -80,6 +87,8 @@ int poolconn_error(struct pool_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Look up member key of a validated object: 1 with *val set, or 0. */
 int poolconn_get(struct json_span obj, const char *key, struct json_span *val);
+/* Look up member key of a parsed reply (first of duplicates, as poolconn_get): 1 or 0. */
+int poolconn_reply_get(const struct poolconn_reply *rep, const char *key, struct json_span *val);
 /* Fill err from a protocol error object {"code":..,"message":..,"index":..}; returns -err->code. */
 int poolconn_error_from(pool_client *c, struct json_span eo, struct pool_error *err);
 /*
@@ -107,7 +116,9 @@ int poolconn_recv(pool_client *c, int flags, struct pool_error *err);
 void poolconn_iov_advance(struct iovec **iov, int *n, size_t done);
 /*
  * Validate a reply line: its object, whether it is ok, and its id in *id.
- * Returns 0 or -POOL_EPROTO.
+ * One pass: each top-level member is validated where it stands and
+ * recorded, so that looking members up walks nothing again. Returns 0 or
+ * -POOL_EPROTO.
  */
 int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, struct json_span *id,
                          struct pool_error *err);

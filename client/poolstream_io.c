@@ -80,8 +80,8 @@ static int add_part(pool_stream *s, const struct poolconn_reply *rep, struct poo
 	size_t count;
 	struct poolstream_part *p;
 
-	if (!poolconn_get(rep->obj, "index", &idx) || json_int(idx, &index) < 0 ||
-	    !poolconn_get(rep->obj, "results", &res) || json_type(res) != JSON_ARRAY)
+	if (!poolconn_reply_get(rep, "index", &idx) || json_int(idx, &index) < 0 ||
+	    !poolconn_reply_get(rep, "results", &res) || json_type(res) != JSON_ARRAY)
 		return poolconn_error(e, POOL_EPROTO, "stream part without index or results");
 	count = json_array_count(res);
 	if (index < 0 || index > s->fed || count > (size_t)(s->fed - index) ||
@@ -90,7 +90,7 @@ static int add_part(pool_stream *s, const struct poolconn_reply *rep, struct poo
 		                      "stream part at index %" PRId64 " with %zu results is not "
 		                      "expected (%ld items fed, next part at %ld)",
 		                      index, count, s->fed, s->next_part);
-	if (poolconn_get(rep->obj, "failed", &failed) && json_type(failed) == JSON_ARRAY) {
+	if (poolconn_reply_get(rep, "failed", &failed) && json_type(failed) == JSON_ARRAY) {
 		json_iter_init(&it, failed);
 		while (json_array_next(&it, &x)) {
 			if (json_int(x, &f) < 0 || f < index || f >= index + (int64_t)count)
@@ -125,9 +125,9 @@ static int done_line(pool_stream *s, const struct poolconn_reply *rep, struct po
 	struct json_span v;
 	int64_t items = -1, failed = -1;
 
-	if (poolconn_get(rep->obj, "items", &v))
+	if (poolconn_reply_get(rep, "items", &v))
 		json_int(v, &items);
-	if (poolconn_get(rep->obj, "failed", &v))
+	if (poolconn_reply_get(rep, "failed", &v))
 		json_int(v, &failed);
 	if (!s->ended || items != s->fed || s->received != s->fed || failed != s->failed)
 		return poolconn_error(e, POOL_EPROTO,
@@ -144,7 +144,7 @@ static int error_of(pool_stream *s, const struct poolconn_reply *rep, struct poo
 {
 	struct json_span v;
 
-	if (!poolconn_get(rep->obj, "error", &v) || json_type(v) != JSON_OBJECT)
+	if (!poolconn_reply_get(rep, "error", &v) || json_type(v) != JSON_OBJECT)
 		return poolconn_error(e, POOL_EPROTO, "error reply has no \"error\" object");
 	poolconn_error_from(s->c, v, e);
 	return 0;
@@ -163,7 +163,7 @@ static int stream_line(pool_stream *s, const struct poolconn_reply *rep, struct 
 		stream_over(s);
 		return r;
 	}
-	if (poolconn_get(rep->obj, "done", &v)) {
+	if (poolconn_reply_get(rep, "done", &v)) {
 		r = done_line(s, rep, e);
 		stream_over(s);
 		return r;

@@ -418,6 +418,53 @@ int json_validate(const char *p, const char *end, struct json_span *value, const
 	return 0;
 }
 
+int json_validate_prefix(const char *p, const char *end, struct json_span *value,
+                         const char **errmsg, size_t *erroff)
+{
+	struct json_scan s;
+
+	json_scan_init(&s);
+	if (json_scan_feed(&s, p, (size_t)(end - p)) == 0 ? json_scan_end(&s) < 0 : s.vend == 0) {
+		*errmsg = s.err;
+		*erroff = s.erroff;
+		return -EINVAL;
+	}
+	value->p = p + s.vstart;
+	value->len = s.vend - s.vstart;
+	return 0;
+}
+
+int json_int_array(const char *p, const char *end, size_t *count)
+{
+	size_t n = 0;
+
+	if (end - p < 2 || *p++ != '[' || *--end != ']')
+		return 0;
+	if (p == end) {
+		*count = 0;
+		return 1;
+	}
+	for (;;) {
+		p += *p == '-';
+		if (p == end || !is_digit(*p))
+			return 0;
+		if (*p++ == '0') {
+			if (p < end && is_digit(*p))
+				return 0;
+		} else {
+			while (p < end && is_digit(*p))
+				p++;
+		}
+		n++;
+		if (p == end)
+			break;
+		if (*p++ != ',')
+			return 0;
+	}
+	*count = n;
+	return 1;
+}
+
 enum json_type json_type(struct json_span v)
 {
 	switch (v.len ? v.p[0] : 'n') {
@@ -444,39 +491,69 @@ void json_iter_init(struct json_iter *it, struct json_span v)
 	it->end = v.p + v.len - 1;
 }
 
+/* Byte classes for walking text already validated. */
+enum { K_QUOTE = 1, K_OPEN = 2, K_CLOSE = 4, K_COMMA = 8, K_WS = 16, K_BACKSLASH = 32 };
+
+static const unsigned char kind[256] = {
+    ['"'] = K_QUOTE, ['['] = K_OPEN,  [']'] = K_CLOSE, ['{'] = K_OPEN,
+    ['}'] = K_CLOSE, [','] = K_COMMA, [' '] = K_WS,    ['\t'] = K_WS,
+    ['\n'] = K_WS,   ['\r'] = K_WS,   [':'] = 0,       ['\\'] = K_BACKSLASH,
+};
+
+#define KIND(p) kind[(unsigned char)*(p)]
+
+/* After the opening quote of a validated string: the byte after its closing quote. */
+static const char *skip_string(const char *p)
+{
+	for (;;) {
+		while (!(KIND(p) & (K_QUOTE | K_BACKSLASH)))
+			p++;
+		if (*p == '"')
+			return p + 1;
+		p += 2; /* an escape: the escaped byte cannot end the string */
+	}
+}
+
+/*
+ * After the opening bracket of a validated array or object: the byte after
+ * its closing bracket. *commas counts the commas at its own level (the
+ * elements less one) when commas is not NULL.
+ */
+static const char *skip_container(const char *p, size_t *commas)
+{
+	size_t n = 0;
+	int depth = 1;
+
+	for (;;) {
+		unsigned k;
+
+		while (!(k = KIND(p) & (K_QUOTE | K_OPEN | K_CLOSE | K_COMMA)))
+			p++;
+		p++;
+		if (k == K_COMMA) {
+			n += depth == 1;
+		} else if (k == K_QUOTE) {
+			p = skip_string(p);
+		} else if (k == K_OPEN) {
+			depth++;
+		} else if (--depth == 0) {
+			break;
+		}
+	}
+	if (commas)
+		*commas = n;
+	return p;
+}
+
 /* End of the validated value at p: strings and brackets are matched, nothing more is checked. */
 static const char *skip_value(const char *p, const char *end)
 {
-	int depth = 0;
-
-	do {
-		switch (*p) {
-		case '"':
-			for (p++; *p != '"'; p++)
-				if (*p == '\\')
-					p++;
-			p++;
-			break;
-		case '[':
-		case '{':
-			depth++;
-			p++;
-			break;
-		case ']':
-		case '}':
-			depth--;
-			p++;
-			break;
-		default:
-			if (depth == 0) {
-				while (p < end && *p != ',' && *p != ']' && *p != '}' &&
-				       *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-					p++;
-				return p;
-			}
-			p++;
-		}
-	} while (depth > 0);
+	if (*p == '"')
+		return skip_string(p + 1);
+	if (*p == '[' || *p == '{')
+		return skip_container(p + 1, NULL);
+	while (p < end && !(KIND(p) & (K_COMMA | K_CLOSE | K_WS)))
+		p++;
 	return p;
 }
 
@@ -508,14 +585,13 @@ int json_object_next(struct json_iter *it, struct json_span *key, struct json_sp
 
 size_t json_array_count(struct json_span arr)
 {
-	struct json_iter it;
-	struct json_span e;
-	size_t n = 0;
+	const char *p = skip_ws(arr.p + 1, arr.p + arr.len - 1);
+	size_t commas;
 
-	json_iter_init(&it, arr);
-	while (json_array_next(&it, &e))
-		n++;
-	return n;
+	if (arr.len < 2 || *p == ']')
+		return 0;
+	skip_container(arr.p + 1, &commas);
+	return commas + 1;
 }
 
 int json_int(struct json_span v, int64_t *out)

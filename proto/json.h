@@ -40,6 +40,13 @@ struct json_iter {
 int json_validate(const char *p, const char *end, struct json_span *value, const char **errmsg,
                   size_t *erroff);
 /*
+ * Validate the one JSON value that starts at p (whitespace allowed before it)
+ * and find where it ends; the bytes after it are not looked at. Returns 0 and
+ * the value's span, or -EINVAL with *errmsg and *erroff set.
+ */
+int json_validate_prefix(const char *p, const char *end, struct json_span *value,
+                         const char **errmsg, size_t *erroff);
+/*
  * The same validation fed in slices as bytes arrive (a line read from a
  * socket): the work is done once, as the bytes come, and a line is known
  * valid or bad as soon as its last byte is there. Offsets count from the
@@ -65,6 +72,12 @@ void json_scan_init(struct json_scan *s);
 int json_scan_feed(struct json_scan *s, const char *p, size_t n);
 /* The input ended: 0 when it held exactly one complete value, else -EINVAL. */
 int json_scan_end(struct json_scan *s);
+/*
+ * 1 when [p, end) is exactly an array of integer literals without
+ * whitespace (so a valid JSON value on one line), *count set to its length;
+ * 0 for anything else, valid or not. The fast path of arrays of integers.
+ */
+int json_int_array(const char *p, const char *end, size_t *count);
 /* Type of a validated value. */
 enum json_type json_type(struct json_span v);
 /* Start iterating a validated array or object. */

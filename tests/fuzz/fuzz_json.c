@@ -146,15 +146,44 @@ static void walk(struct json_span v, const char *base, size_t size, int depth, s
 	}
 }
 
+/*
+ * json_validate_prefix against json_validate: a prefix value found must
+ * validate alone with the same span, and a whole valid input must give its
+ * value as the prefix.
+ */
+static void check_prefix(const char *p, size_t size, int whole_ok, struct json_span whole)
+{
+	const char *msg = NULL;
+	size_t off = SIZE_MAX;
+	struct json_span v, again;
+	int r = json_validate_prefix(p, p + size, &v, &msg, &off);
+
+	if (r != 0) {
+		if (r != -EINVAL || !msg || off > size)
+			die("json_validate_prefix error report");
+		if (whole_ok)
+			die("json_validate_prefix refused a valid input");
+		return;
+	}
+	if (v.p < p || v.len == 0 || v.p + v.len > p + size)
+		die("json_validate_prefix span outside the input");
+	if (validate(v.p, v.len, &again) != 0 || again.p != v.p || again.len != v.len)
+		die("json_validate_prefix value does not validate alone");
+	if (whole_ok && (v.p != whole.p || v.len != whole.len))
+		die("json_validate_prefix and json_validate disagree");
+}
+
 /* libFuzzer entry: validate, then walk and decode everything that validated. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data;
-	struct json_span v;
+	struct json_span v = {0};
 	struct buf tmp = {0};
+	int ok = validate(p, size, &v) == 0;
 
-	if (validate(p, size, &v) == 0)
+	if (ok)
 		walk(v, p, size, 1, &tmp);
+	check_prefix(p, size, ok, v);
 	buf_free(&tmp);
 	return 0;
 }

@@ -599,6 +599,23 @@ static void test_iterate_array(void)
 		CHECK_INT(json_array_count(v), n);
 		free(big);
 	}
+	/* strings ending in an escaped backslash, brackets and commas inside strings and
+	 * nested containers: none of them ends or splits an element */
+	s = "[\"a\\\\\",\"\\\\\\\"],{ , [\",[{\"x\":[1,2],\"y\":\",\"}],3 ,\n\"\\u005d\"]";
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	CHECK_INT(json_array_count(v), 5);
+	json_iter_init(&it, v);
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_MEM(e.p, e.len, "\"a\\\\\"");
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_MEM(e.p, e.len, "\"\\\\\\\"],{ , [\"");
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_INT(json_array_count(e), 1);
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_MEM(e.p, e.len, "3");
+	CHECK(json_array_next(&it, &e) == 1);
+	CHECK_MEM(e.p, e.len, "\"\\u005d\"");
+	CHECK(json_array_next(&it, &e) == 0);
 	/* nested arrays: iterate the inner one from an element span */
 	s = "[[10,20],[30]]";
 	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
@@ -889,8 +906,95 @@ static void test_string_eq(void)
 }
 
 /* Run every test; non-zero exit on any failure. */
+/* json_int_array: the compact integer-array fast path, and what it leaves to the scanner. */
+static void test_int_array(void)
+{
+	static const char *const yes[] = {"[]",
+	                                  "[0]",
+	                                  "[-0]",
+	                                  "[1,-2,30]",
+	                                  "[9007199254740993]",
+	                                  "[-9007199254740992,9007199254740992]",
+	                                  "[10,0,-10]"};
+	static const char *const no[] = {
+	    "",      "[",     "]",     "[,]",    "[1,]", "[,1]",   "[01]",    "[-01]",
+	    "[-]",   "[1.0]", "[1e3]", "[1E3]",  "[ 1]", "[1 ]",   "[1,\n2]", "[\"1\"]",
+	    "[[1]]", "[1]]",  "[[1]",  "[1,,2]", "[+1]", "[null]", "{}",      "1",
+	    "[1-]",  "[0-1]", "[--1]", "[1]x",   "x[1]", "[1] ",   "[]]",     "[0x1]"};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		struct json_span v;
+
+		n = 999;
+		if (!json_int_array(yes[i], yes[i] + strlen(yes[i]), &n))
+			check_fail(__FILE__, __LINE__, "json_int_array refused %s", yes[i]);
+		CHECK(validate_n(yes[i], strlen(yes[i]), &v, NULL) == 0);
+		CHECK_INT(n, json_array_count(v));
+	}
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (json_int_array(no[i], no[i] + strlen(no[i]), &n))
+			check_fail(__FILE__, __LINE__, "json_int_array accepted '%s'", no[i]);
+	/* a big array, and the same with one float inside */
+	{
+		size_t k, big_n = 200000;
+		char *big = malloc(big_n * 12 + 2), *p = big;
+
+		*p++ = '[';
+		for (k = 0; k < big_n; k++)
+			p += sprintf(p, "%s%zu", k ? "," : "", k * 7919 % 1000003);
+		*p++ = ']';
+		CHECK(json_int_array(big, p, &n) == 1);
+		CHECK_INT(n, big_n);
+		big[big_n / 2 * 6] = '.';
+		CHECK(json_int_array(big, p, &n) == 0);
+		free(big);
+	}
+}
+
+/* json_validate_prefix: the value at the start, whatever follows it. */
+static void test_validate_prefix(void)
+{
+	static const struct {
+		const char *in, *want;
+	} ok[] = {{"1,2", "1"},
+	          {"-0.5e3]", "-0.5e3"},
+	          {"\"a,\\\"b\"  ,x", "\"a,\\\"b\""},
+	          {"[1,[2]] junk", "[1,[2]]"},
+	          {"{\"a\":1}}", "{\"a\":1}"},
+	          {" true,", "true"},
+	          {"null", "null"},
+	          {"123", "123"},
+	          {"\"\\u00e9\"x", "\"\\u00e9\""}};
+	static const char *const bad[] = {"",     " ",       "-",     "1.",      "[1,", "\"abc",
+	                                  "tru,", "{\"a\"}", "[1 2]", "\"\\x\"", ","};
+	struct json_span v;
+	const char *msg;
+	size_t i, off;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		msg = NULL;
+		if (json_validate_prefix(ok[i].in, ok[i].in + strlen(ok[i].in), &v, &msg, &off) !=
+		    0) {
+			check_fail(__FILE__, __LINE__, "prefix of '%s' refused: %s", ok[i].in, msg);
+			continue;
+		}
+		CHECK_MEM(v.p, v.len, ok[i].want);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		msg = NULL;
+		off = 999;
+		if (json_validate_prefix(bad[i], bad[i] + strlen(bad[i]), &v, &msg, &off) == 0)
+			check_fail(__FILE__, __LINE__, "prefix of '%s' accepted", bad[i]);
+		else
+			CHECK(msg != NULL && off <= strlen(bad[i]));
+	}
+}
+
 int main(void)
 {
+	test_int_array();
+	test_validate_prefix();
 	test_numbers();
 	test_literals_and_structure();
 	test_strings();
