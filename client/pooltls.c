@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,69 @@ static void ssl_reason(pool_client *c, const char *fallback)
 
 	snprintf(c->tls_err, sizeof(c->tls_err), "TLS: %s", r ? r : fallback);
 	ERR_clear_error();
+}
+
+/*
+ * OpenSSL writes with write(2), without MSG_NOSIGNAL: a daemon that closed
+ * the connection would kill the caller with SIGPIPE. Around each SSL call the
+ * signal is blocked, and one it raised is taken back, so a closed connection
+ * is an error here as on a plain socket (a SIGPIPE pending before is left).
+ */
+struct pipe_guard {
+	sigset_t old;
+	int pending; /* a SIGPIPE was pending before: not ours to take */
+};
+
+static void guard_on(struct pipe_guard *g)
+{
+	sigset_t pipe, pend;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	g->pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &g->old);
+}
+
+static void guard_off(struct pipe_guard *g)
+{
+	struct timespec zero = {0, 0};
+	sigset_t pipe, pend;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	if (!g->pending && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+enum ssl_op { OP_READ, OP_WRITE, OP_CONNECT, OP_SHUTDOWN };
+
+/* An SSL call under the SIGPIPE guard; errno as the call left it. */
+static int guarded(enum ssl_op op, SSL *ssl, void *buf, int n)
+{
+	struct pipe_guard g;
+	int r, e;
+
+	guard_on(&g);
+	switch (op) {
+	case OP_READ:
+		r = SSL_read(ssl, buf, n);
+		break;
+	case OP_WRITE:
+		r = SSL_write(ssl, buf, n);
+		break;
+	case OP_CONNECT:
+		r = SSL_connect(ssl);
+		break;
+	default:
+		r = SSL_shutdown(ssl);
+		break;
+	}
+	e = errno;
+	guard_off(&g);
+	errno = e;
+	return r;
 }
 
 /* Wait for fd (events) until until_ms (0 = forever): 1 ready, 0 timed out, -1 error. */
@@ -108,8 +172,8 @@ ssize_t poolconn_io_recv(pool_client *c, void *buf, size_t n, int flags)
 	 */
 	while (got == 0 || n - got >= RECORD_MAX) {
 		ERR_clear_error();
-		r = SSL_read(c->tls, (char *)buf + got,
-		             (int)(n - got > INT32_MAX ? INT32_MAX : n - got));
+		r = guarded(OP_READ, c->tls, (char *)buf + got,
+		            (int)(n - got > INT32_MAX ? INT32_MAX : n - got));
 		if (r > 0) {
 			got += (size_t)r;
 			continue;
@@ -156,7 +220,7 @@ ssize_t poolconn_io_sendmsg(pool_client *c, const struct msghdr *m, int flags)
 		if (!k)
 			return (ssize_t)total;
 		ERR_clear_error();
-		r = SSL_write(c->tls, rec, (int)k);
+		r = guarded(OP_WRITE, c->tls, rec, (int)k);
 		if (r > 0) {
 			total += (size_t)r;
 			continue;
@@ -193,7 +257,8 @@ void poolconn_io_close(pool_client *c)
 	if (!c->tls)
 		return;
 	if (!c->tls_failed)
-		SSL_shutdown(c->tls); /* close_notify, without waiting for the daemon's */
+		guarded(OP_SHUTDOWN, c->tls, NULL,
+		        0); /* close_notify, not waiting for the daemon's */
 	SSL_free(c->tls);
 	c->tls = NULL;
 }
@@ -331,7 +396,7 @@ static int tls_start(pool_client *c, const char *host, const char *cert, const c
 		SSL_set_tlsext_host_name(c->tls, host);
 		SSL_set1_host(c->tls, host);
 	}
-	while ((r = SSL_connect(c->tls)) != 1) {
+	while ((r = guarded(OP_CONNECT, c->tls, NULL, 0)) != 1) {
 		int e = SSL_get_error(c->tls, r);
 		long v = SSL_get_verify_result(c->tls);
 
