@@ -17,13 +17,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-tiny=0 build="$root/build-bench" py_args=()
+tiny=0 build="$root/build-bench" py_args=() workers=$(nproc)
 argv_text="$*"
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--tiny) tiny=1; py_args+=(--tiny) ;;
-	--workers|-w) py_args+=(--workers "$2"); shift ;;
+	--workers|-w) py_args+=(--workers "$2"); workers=$2; shift ;;
 	--only) py_args+=(--only "$2"); shift ;;
 	--build) build=$2; shift ;;
 	--no-poolmap-rss) py_args+=(--no-poolmap-rss) ;;
@@ -92,6 +92,14 @@ if [ "$rc" = 0 ]; then
 	python3 "$here/pyclient_bench.py" "${args[@]}" "${py_args[@]}" &
 	py=$!
 	wait "$py" || rc=$?
+fi
+# Issue 11's rows (worker hosts on loopback, remote TLS submission): one line each.
+if [ "$rc" = 0 ] && [ "$tiny" = 0 ]; then
+	{
+		printf '\n## Network (issue 11)\n\nSame run, loopback only, W = %s.\n\n' "$workers"
+		printf -- '- %s\n' "$(python3 "$here/hosts_bench.py" "$poold" "$workers" 4000)"
+		printf -- '- %s\n' "$(python3 "$here/tls_bench.py" "$poold" 10000)"
+	} >>"$root/BENCHMARKS.md" || rc=$?
 fi
 py=
 exit "$rc"
