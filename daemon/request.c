@@ -315,9 +315,8 @@ struct task *request_next_task(struct request *r)
 {
 	struct task *t = TAILQ_FIRST(&r->retryq);
 	struct batch *b = r->cutting;
-	uint32_t want = chunk_items(r), n = 0;
-	struct json_span e, span = {NULL, 0};
-	size_t bytes = 0;
+	uint32_t want = chunk_items(r), n;
+	struct json_span span = {NULL, 0};
 
 	if (t) {
 		TAILQ_REMOVE(&r->retryq, t, qlink);
@@ -326,20 +325,9 @@ struct task *request_next_task(struct request *r)
 	t = ledger_task_new(r, r->n_cut, 0);
 	if (!t)
 		return NULL;
-	while (n < want && n < b->left) {
-		struct json_iter save = b->cut;
-
-		json_array_next(&b->cut, &e);
-		bytes += e.len + 1;
-		if (n > 0 && bytes > CHUNK_MAX_BYTES) {
-			b->cut = save;
-			break;
-		}
-		if (n == 0)
-			span.p = e.p;
-		span.len = (size_t)(e.p + e.len - span.p);
-		n++;
-	}
+	/* one pass over the chunk's items: each with its comma within CHUNK_MAX_BYTES */
+	n = (uint32_t)json_array_take(&b->cut, want < b->left ? want : b->left, CHUNK_MAX_BYTES - 1,
+	                              &span);
 	t->count = n;
 	t->items = span;
 	t->batch = b;

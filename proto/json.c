@@ -300,6 +300,38 @@ static int scan_number_byte(struct json_scan *s, char c, const char **err)
 	return 0;
 }
 
+/*
+ * At the start of an element of an array, a '-' or a digit: whole integer
+ * elements and their commas in one tight loop. Returns where the general
+ * scan goes on, with the state it would have reached there (inside a number,
+ * or at a value that is not an integer).
+ */
+static const char *scan_int_run(struct json_scan *s, const char *p, const char *end)
+{
+	for (;;) {
+		if (*p == '-' && ++p == end) {
+			s->state = S_MINUS;
+			return p;
+		}
+		if (!is_digit(*p)) {
+			s->state = S_MINUS; /* the general scan says "bad number" here */
+			return p;
+		}
+		if (*p++ == '0') {
+			s->state = S_ZERO;
+		} else {
+			while (p < end && is_digit(*p))
+				p++;
+			s->state = S_INT;
+		}
+		if (p == end || *p != ',')
+			return p;
+		s->state = S_VALUE;
+		if (++p == end || (!is_digit(*p) && *p != '-'))
+			return p;
+	}
+}
+
 int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 {
 	const char *start = p, *end = p + n, *err = NULL;
@@ -356,9 +388,9 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 			p++;
 			continue;
 		}
-		if ((st == S_VALUE || st == S_ARR_FIRST) && c >= '1' && c <= '9' && s->depth) {
-			s->state = S_INT;
-			p++;
+		if ((st == S_VALUE || st == S_ARR_FIRST) && s->depth && (is_digit(c) || c == '-') &&
+		    s->stack[s->depth - 1] == '[') {
+			p = scan_int_run(s, p, end);
 			continue;
 		}
 		if (is_ws(c)) {
@@ -581,6 +613,58 @@ int json_object_next(struct json_iter *it, struct json_span *key, struct json_sp
 	p = skip_ws(it->p, it->end);
 	it->p = p + 1; /* the ':' */
 	return json_array_next(it, val);
+}
+
+int json_object_next_count(struct json_iter *it, struct json_span *key, struct json_span *val,
+                           size_t *count)
+{
+	const char *p;
+	size_t commas;
+
+	if (!json_array_next(it, key))
+		return 0;
+	p = skip_ws(skip_ws(it->p, it->end) + 1, it->end); /* after the ':' */
+	val->p = p;
+	if (*p != '[') {
+		it->p = skip_value(p, it->end);
+		val->len = (size_t)(it->p - p);
+		*count = 0;
+		return 1;
+	}
+	it->p = skip_container(p + 1, &commas);
+	val->len = (size_t)(it->p - p);
+	*count = *skip_ws(p + 1, it->p) == ']' ? 0 : commas + 1;
+	return 1;
+}
+
+size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struct json_span *span)
+{
+	const char *p = skip_ws(it->p, it->end), *first, *last = NULL;
+	size_t n = 0;
+
+	if (p < it->end && *p == ',')
+		p = skip_ws(p + 1, it->end);
+	if (p >= it->end || max == 0)
+		return 0;
+	first = p;
+	for (;;) {
+		const char *e = skip_value(p, it->end);
+
+		if (n > 0 && (size_t)(e - first) > max_bytes)
+			break;
+		last = e;
+		if (++n == max)
+			break;
+		p = skip_ws(e, it->end);
+		if (p < it->end && *p == ',')
+			p = skip_ws(p + 1, it->end);
+		if (p >= it->end)
+			break;
+	}
+	it->p = last;
+	span->p = first;
+	span->len = (size_t)(last - first);
+	return n;
 }
 
 size_t json_array_count(struct json_span arr)

@@ -86,6 +86,19 @@ void json_iter_init(struct json_iter *it, struct json_span v);
 int json_array_next(struct json_iter *it, struct json_span *elem);
 /* Next member of an object: 1 with *key (quoted) and *val set, 0 at the end. */
 int json_object_next(struct json_iter *it, struct json_span *key, struct json_span *val);
+/*
+ * json_object_next, and when the value is an array its number of elements in
+ * *count (0 otherwise), found by the same pass that finds its end.
+ */
+int json_object_next_count(struct json_iter *it, struct json_span *key, struct json_span *val,
+                           size_t *count);
+/*
+ * The next elements of an array being iterated, at most max of them, in one
+ * pass: it stops before an element that would make the span longer than
+ * max_bytes (the first is always taken). Returns how many were taken (0 at
+ * the end), *span running from the first one's start to the last one's end.
+ */
+size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struct json_span *span);
 /* Number of elements of a validated array. */
 size_t json_array_count(struct json_span arr);
 /*

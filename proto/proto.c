@@ -136,13 +136,13 @@ static int parse_uint(struct json_span v, enum field f, uint64_t max, uint32_t *
 	return 0;
 }
 
-/* Count the items of args (their spans are cut lazily, never stored). */
-static int parse_items(struct proto_request *req, const struct proto_limits *lim,
+/* Check the n items of args (their spans are cut lazily, never stored). */
+static int parse_items(struct proto_request *req, size_t n, const struct proto_limits *lim,
                        struct proto_error *err)
 {
 	struct json_iter it;
 	struct json_span e;
-	size_t n = json_array_count(req->args), i = 0;
+	size_t i = 0;
 
 	if (n > lim->max_items)
 		return proto_error_set(err, PROTO_TOO_LARGE, -1,
@@ -194,6 +194,7 @@ int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct
 	struct json_span key, val, fv[F_MAX];
 	struct json_iter it;
 	unsigned seen = 0;
+	size_t count, n_args = 0;
 	int f, r = 0;
 
 	memset(req, 0, sizeof(*req));
@@ -204,7 +205,8 @@ int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct
 		                       "a request must be a JSON object");
 
 	json_iter_init(&it, v);
-	while (json_object_next(&it, &key, &val)) {
+	/* one walk: the members, and the items of args counted as they are skipped */
+	while (json_object_next_count(&it, &key, &val, &count)) {
 		for (f = 0; f < F_MAX; f++)
 			if (json_string_eq(key, field_names[f]))
 				break;
@@ -226,6 +228,8 @@ int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct
 		}
 		seen |= FB(f);
 		fv[f] = val;
+		if (f == F_ARGS)
+			n_args = count;
 	}
 	/* Read on past a bad field so that the error reply still carries the id. */
 	if ((seen & FB(F_ID)) && valid_id(fv[F_ID]))
@@ -335,7 +339,7 @@ int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct
 		req->target = fv[F_TARGET];
 	}
 	if ((req->op == OP_MAP || req->op == OP_FEED) && req->has_args)
-		return parse_items(req, lim, err);
+		return parse_items(req, n_args, lim, err);
 	return 0;
 }
 

@@ -101,6 +101,26 @@ static void walk(struct json_span v, const char *base, size_t size, int depth, s
 		}
 		if (n != json_array_count(v))
 			die("json_array_count");
+		/* taken in chunks of 1 to 3 elements, the same elements in the same order */
+		{
+			struct json_iter a, b;
+			struct json_span first, span;
+			size_t k, got, max = (size_t)(v.len % 3) + 1;
+
+			json_iter_init(&a, v);
+			json_iter_init(&b, v);
+			while ((got = json_array_take(&b, max, SIZE_MAX, &span)) > 0) {
+				for (k = 0; k < got; k++)
+					if (!json_array_next(&a, k ? &sub : &first))
+						die("json_array_take took too many");
+				if (span.p != first.p ||
+				    span.p + span.len !=
+				        (got > 1 ? sub.p + sub.len : first.p + first.len))
+					die("json_array_take span");
+			}
+			if (json_array_next(&a, &sub))
+				die("json_array_take stopped early");
+		}
 		if (v.p[v.len - 1] != ']')
 			die("array span end");
 		break;
@@ -111,6 +131,26 @@ static void walk(struct json_span v, const char *base, size_t size, int depth, s
 				die("object key is not a string");
 			walk(key, base, size, depth + 1, tmp);
 			walk(val, base, size, depth + 1, tmp);
+		}
+		/* the same members with their arrays counted on the way */
+		{
+			struct json_iter a, b;
+			struct json_span k2, v2;
+			size_t count;
+
+			json_iter_init(&a, v);
+			json_iter_init(&b, v);
+			while (json_object_next(&a, &key, &val)) {
+				if (!json_object_next_count(&b, &k2, &v2, &count) ||
+				    k2.p != key.p || k2.len != key.len || v2.p != val.p ||
+				    v2.len != val.len)
+					die("json_object_next_count member");
+				if (count !=
+				    (json_type(val) == JSON_ARRAY ? json_array_count(val) : 0))
+					die("json_object_next_count count");
+			}
+			if (json_object_next_count(&b, &k2, &v2, &count))
+				die("json_object_next_count end");
 		}
 		if (v.p[v.len - 1] != '}')
 			die("object span end");
@@ -173,6 +213,38 @@ static void check_prefix(const char *p, size_t size, int whole_ok, struct json_s
 		die("json_validate_prefix and json_validate disagree");
 }
 
+/*
+ * The same input fed to json_scan in slices (cut at points taken from its
+ * own bytes) must give what one json_validate gave: the same verdict, the
+ * same span or the same error and offset.
+ */
+static void check_slices(const char *p, size_t size, int whole_ok, struct json_span whole)
+{
+	const char *msg = NULL;
+	struct json_scan s;
+	size_t off = SIZE_MAX, at = 0, step = size ? (unsigned char)p[0] % 7 + 1 : 1;
+	int r = 0;
+
+	if (!whole_ok)
+		json_validate(p, p + size, &whole, &msg, &off);
+	json_scan_init(&s);
+	while (r == 0 && at < size) {
+		size_t n = size - at < step ? size - at : step;
+
+		r = json_scan_feed(&s, p + at, n);
+		at += n;
+		step = step * 3 % 11 + 1;
+	}
+	if (r == 0)
+		r = json_scan_end(&s);
+	if ((r == 0) != whole_ok)
+		die("sliced scan and json_validate disagree");
+	if (r == 0 && (s.vstart != (size_t)(whole.p - p) || s.vend - s.vstart != whole.len))
+		die("sliced scan span");
+	if (r != 0 && (s.erroff != off || strcmp(s.err, msg) != 0))
+		die("sliced scan error");
+}
+
 /* libFuzzer entry: validate, then walk and decode everything that validated. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -184,6 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ok)
 		walk(v, p, size, 1, &tmp);
 	check_prefix(p, size, ok, v);
+	check_slices(p, size, ok, v);
 	buf_free(&tmp);
 	return 0;
 }

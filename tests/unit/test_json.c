@@ -991,8 +991,59 @@ static void test_validate_prefix(void)
 	}
 }
 
+/* json_object_next_count: members as json_object_next, arrays counted. */
+static void test_object_count(void)
+{
+	const char *s = "{\"a\" : [1, [2,3], \"x,]\"] ,\"b\":[ ],\"c\":\"[1,2]\",\"d\":[7],"
+	                "\"e\":{\"f\":[1,2]}}";
+	static const size_t want[] = {3, 0, 0, 1, 0};
+	static const char *const vals[] = {"[1, [2,3], \"x,]\"]", "[ ]", "\"[1,2]\"", "[7]",
+	                                   "{\"f\":[1,2]}"};
+	struct json_span v, k, val;
+	struct json_iter it;
+	size_t i = 0, n;
+
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	json_iter_init(&it, v);
+	while (json_object_next_count(&it, &k, &val, &n)) {
+		if (i < 5) {
+			CHECK_INT(n, want[i]);
+			CHECK_MEM(val.p, val.len, vals[i]);
+		}
+		i++;
+	}
+	CHECK_INT(i, 5);
+}
+
+/* json_array_take: chunks of elements by count and by bytes, whitespace between them. */
+static void test_array_take(void)
+{
+	const char *s = "[1, \"a,b\" ,[2,[3]],{\"k\":\"]\"}, 45678 ,6]";
+	struct json_span v, span;
+	struct json_iter it;
+
+	CHECK(validate_n(s, strlen(s), &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK_INT(json_array_take(&it, 2, 1000, &span), 2);
+	CHECK_MEM(span.p, span.len, "1, \"a,b\"");
+	/* bytes: the first element always, then only while the span fits */
+	CHECK_INT(json_array_take(&it, 10, 3, &span), 1);
+	CHECK_MEM(span.p, span.len, "[2,[3]]");
+	CHECK_INT(json_array_take(&it, 10, 15, &span), 1);
+	CHECK_MEM(span.p, span.len, "{\"k\":\"]\"}");
+	CHECK_INT(json_array_take(&it, 0, 100, &span), 0);
+	CHECK_INT(json_array_take(&it, 10, 9, &span), 2);
+	CHECK_MEM(span.p, span.len, "45678 ,6");
+	CHECK_INT(json_array_take(&it, 10, 100, &span), 0);
+	CHECK(validate_n("[ ]", 3, &v, NULL) == 0);
+	json_iter_init(&it, v);
+	CHECK_INT(json_array_take(&it, 10, 100, &span), 0);
+}
+
 int main(void)
 {
+	test_array_take();
+	test_object_count();
 	test_int_array();
 	test_validate_prefix();
 	test_numbers();
