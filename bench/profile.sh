@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench/profile.sh - where the time goes: perf record -g of one workload against poold.
 #
-#   bench/profile.sh [a|b|f] [--workers N] [--build DIR]
+#   bench/profile.sh [a|b|d|f] [--workers N] [--build DIR]
 #
 # Starts a private W-worker poold (release build, as run.sh), records every CPU
 # with call graphs (perf record -a -g) while bench_client runs workload a (map
 # 1,000,000 squares, 10 times), b (20,000 applies) or f (200 clients x 500
-# applies), and prints the top symbols per process role (client, supervisor,
-# workers) with bench/perfsum.py. Needs perf and perf_event_paranoid <= 1 or root.
+# applies), or poolctl streams d (seq 0 9999999 | poolctl map square -), and
+# prints the top symbols per process role (client, supervisor, workers) with
+# bench/perfsum.py. Needs perf and perf_event_paranoid <= 1 or root.
 # perf.data is kept in bench/out/perf-WORKLOAD.data.
 set -euo pipefail
 
@@ -17,21 +18,21 @@ build="$root/build-bench" workers=$(nproc) workload=a
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	a|b|f) workload=$1 ;;
+	a|b|d|f) workload=$1 ;;
 	--workers|-w) workers=$2; shift ;;
 	--build) build=$2; shift ;;
-	-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "profile.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 
-if [ -n "${POOLD_BIN:-}" ] && [ -n "${BENCH_CLIENT:-}" ]; then
-	poold=$POOLD_BIN client=$BENCH_CLIENT
+if [ -n "${POOLD_BIN:-}" ] && [ -n "${BENCH_CLIENT:-}" ] && [ -n "${POOLCTL_BIN:-}" ]; then
+	poold=$POOLD_BIN client=$BENCH_CLIENT poolctl=$POOLCTL_BIN
 else
 	[ -f "$build/build.ninja" ] || meson setup "$build" "$root" --buildtype=release >&2
-	ninja -C "$build" daemon/poold bench/bench_client >&2
-	poold=$build/daemon/poold client=$build/bench/bench_client
+	ninja -C "$build" daemon/poold bench/bench_client client/poolctl >&2
+	poold=$build/daemon/poold client=$build/bench/bench_client poolctl=$build/client/poolctl
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/poold-prof.XXXXXX")
@@ -72,10 +73,13 @@ case $workload in
 a) cmd=("$client" map "$sock" 1000000 10) ;;
 b) cmd=("$client" apply "$sock" 20000 1000) ;;
 f) cmd=("$client" clients "$sock" 200 500) ;;
+d) cmd=(sh -c 'seq 0 9999999 | "$1" -s "$2" map square - >/dev/null' sh "$poolctl" "$sock") ;;
 esac
+comm=bench_client
+[ "$workload" != d ] || comm=poolctl
 mkdir -p "$here/out"
 data=$here/out/perf-$workload.data
 echo "perf record -a -g -- ${cmd[*]}" >&2
 perf record -q -a -g -o "$data" -- "${cmd[@]}" >&2
 perf script -i "$data" -F comm,pid,tid,ip,sym,dso 2>/dev/null |
-	python3 "$here/perfsum.py" --supervisor "$pid" --workers "$workers_pids"
+	python3 "$here/perfsum.py" --supervisor "$pid" --workers "$workers_pids" --client-comm "$comm"

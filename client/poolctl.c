@@ -86,6 +86,21 @@ static int add_fields(struct buf *b, const char *p, size_t len)
 	return buf_addc(b, ']') < 0 ? -ENOMEM : 0;
 }
 
+/* 1 when p (len bytes) is exactly one JSON integer literal, the common item: no scan needed. */
+static int int_literal(const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	p += len && *p == '-';
+	if (p == end)
+		return 0;
+	if (*p == '0')
+		return p + 1 == end;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p == end;
+}
+
 int poolctl_item(struct buf *b, const char *p, size_t len, int raw, int star, char *why,
                  size_t whylen)
 {
@@ -97,6 +112,8 @@ int poolctl_item(struct buf *b, const char *p, size_t len, int raw, int star, ch
 		return add_fields(b, p, len);
 	if (raw)
 		return buf_add_json_string(b, p, len) < 0 ? -ENOMEM : 0;
+	if (!star && int_literal(p, len))
+		return buf_add(b, p, len) < 0 ? -ENOMEM : 0;
 	if (json_validate(p, p + len, &v, &msg, &off) < 0) {
 		snprintf(why, whylen,
 		         "is not valid JSON: %s at byte %zu (strings need quotes: '\"hello\"', "

@@ -91,6 +91,11 @@ pool_client *poolctl_connect(const struct poolctl_args *a, int *code);
 void poolctl_out_init(int progress);
 /* Buffer n bytes for stdout; 0 or -errno. */
 int poolctl_out_write(const char *p, size_t n);
+/*
+ * Buffer the elements of an array without strings or nested values (the
+ * text between its brackets), one per line: its commas become newlines.
+ */
+int poolctl_out_lines(const char *p, size_t n);
 /* Buffer one value: a JSON string decoded when raw, anything else as JSON; 0 or -errno. */
 int poolctl_out_value(struct json_span v, int raw);
 /* Write the buffered bytes to stdout; 0 or -errno. */

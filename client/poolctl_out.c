@@ -104,6 +104,26 @@ int poolctl_out_write(const char *p, size_t n)
 	return 0;
 }
 
+int poolctl_out_lines(const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = n < OUT_SIZE - out.len ? n : OUT_SIZE - out.len, i;
+		char *d = out.buf + out.len;
+		int r;
+
+		memcpy(d, p, k);
+		for (i = 0; i < k; i++)
+			if (d[i] == ',')
+				d[i] = '\n';
+		out.len += k;
+		p += k;
+		n -= k;
+		if (out.len == OUT_SIZE && (r = poolctl_out_flush()) < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Append one value and a newline: a string decoded when raw, else its JSON text. */
 int poolctl_out_value(struct json_span v, int raw)
 {

@@ -268,11 +268,11 @@ void request_schedule(struct request *r)
 /*
  * Items for the next chunk: enough for CHUNK_TARGET_NS of work at the
  * measured cost per item, but never more than a 1/(2W) share of the items
- * waiting, so that every worker gets some and the last chunks of a map are
- * small (guided self-scheduling). Until one of its chunks has been timed, a
- * request probes with single items: the same function can cost nanoseconds
- * with one argument and seconds with another, so no earlier request's timing
- * is trusted.
+ * waiting (nor less than an eighth of that target), so that every worker
+ * gets some and the last chunks of a map are small (guided self-scheduling).
+ * Until one of its chunks has been timed, a request probes with single
+ * items: the same function can cost nanoseconds with one argument and
+ * seconds with another, so no earlier request's timing is trusted.
  */
 static uint32_t chunk_items(const struct request *r)
 {
@@ -286,8 +286,13 @@ static uint32_t chunk_items(const struct request *r)
 		return 1;
 	share = (avail + w2 - 1) / w2;
 	want = ns >= CHUNK_TARGET_NS ? 1 : (uint64_t)(CHUNK_TARGET_NS / ns);
+	/*
+	 * Shares shrink no lower than an eighth of the target time: below that a
+	 * chunk costs more in messages than it balances (a stream fed in small
+	 * lines would otherwise go out in quarters of each feed).
+	 */
 	if (want > share)
-		want = share;
+		want = share > want / 8 ? share : want / 8;
 	if (want > PROTO_MAX_CHUNKSIZE)
 		want = PROTO_MAX_CHUNKSIZE;
 	return want ? (uint32_t)want : 1;

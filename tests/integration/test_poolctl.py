@@ -78,6 +78,16 @@ def test_stdin():
         fails(p, 2, "bad JSON on stdin", "line 2")
         p = poolctl(d.sock, "starmap", "add", "-", input="[1,2]\n3\n")
         fails(p, 2, "starmap stdin line that is not an array", "line 2")
+        # integer lines skip the scanner; everything around them still goes through it
+        p = poolctl(d.sock, "map", "echo", "-",
+                    input="-0\n0\n-9007199254740992\n9007199254740993\n 7\n8 \n1e2\n-1.5\n"
+                          "\"a,b\"\n[1,2]\n")
+        check_eq(ok_lines(p, "map echo -"), ["-0", "0", "-9007199254740992", "9007199254740993",
+                                             "7", "8", "1e2", "-1.5", "\"a,b\"", "[1,2]"],
+                 "echoed stdin lines: integers, spaces, floats, strings, arrays")
+        for bad in ("01", "-", "--1", "1-", "+1", "0x1", "1,2"):
+            p = poolctl(d.sock, "map", "square", "-", input="1\n%s\n" % bad)
+            fails(p, 2, "stdin line %r" % bad, "line 2")
 
 
 def test_info_commands():
