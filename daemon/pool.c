@@ -648,6 +648,7 @@ static void slot_exited(struct slot *s, int status)
 {
 	char why[160];
 	struct task *t, *head_task = TAILQ_FIRST(&s->held);
+	uint64_t head_msg;
 	int alone;
 	int planned = s->retiring || stopping, was_starting = s->state == SLOT_STARTING;
 	int crash = !planned && crashed(s, status);
@@ -677,8 +678,9 @@ static void slot_exited(struct slot *s, int status)
 	 */
 	alone = head_task && TAILQ_NEXT(head_task, slink) &&
 	        TAILQ_NEXT(head_task, slink)->msg_id == head_task->msg_id;
+	head_msg = head_task ? head_task->msg_id : 0; /* head_task may be freed below */
 	while ((t = TAILQ_FIRST(&s->held))) {
-		int running = head_task && t->msg_id == head_task->msg_id;
+		int running = head_task && t->msg_id == head_msg;
 
 		TAILQ_REMOVE(&s->held, t, slink);
 		s->n_held--;
