@@ -438,9 +438,6 @@ static void handle_simple_op(struct conn *c, struct proto_request *pr)
 	case OP_STATUS:
 		buf_adds(&b, ",\"status\":");
 		supervisor_status(&b);
-		b.len--; /* the status object's closing brace: conn_status adds to it */
-		conn_status(&b);
-		buf_addc(&b, '}');
 		break;
 	case OP_FUNCTIONS:
 		buf_adds(&b, ",\"functions\":[");

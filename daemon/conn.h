@@ -31,7 +31,7 @@ size_t conn_max_memory(void);
 void conn_mem(struct conn *c, ssize_t delta);
 /* 1 while streams must not take more: over --max-memory or --max-pending-items. */
 int conn_over_budget(void);
-/* Append the budget's fields to the status object: ,"memory":N,... */
+/* Append the connections' fields of the status object: ,"memory":N,... */
 void conn_status(struct buf *b);
 /* Send an error reply line. */
 void conn_send_error(struct conn *c, struct json_span id, const struct proto_error *err);

@@ -54,6 +54,7 @@ void supervisor_status(struct buf *b)
 	           sv.stopping ? "true" : "false");
 	pool_status(b);
 	hosts_status(b);
+	conn_status(b);
 	buf_addc(b, '}');
 }
 

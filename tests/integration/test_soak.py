@@ -298,7 +298,7 @@ def test_soak():
     # One malloc arena: nanomsg's thread allocates the result messages, and a
     # second arena keeps 5-15 MiB of them that malloc_trim does not give back;
     # with one, the heap the daemon trims when idle is all of it.
-    with Daemon(workers=3, args=args, env={"MALLOC_ARENA_MAX": "1"}) as d:
+    with Daemon(workers=3, args=args) as d:
         asan = sanitized(d)
         # A short warm-up first: the baseline then includes what a first burst
         # allocates for good (nanomsg and malloc arenas, worker restarts).
