@@ -286,6 +286,27 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def proc_status_kib(pid, field):
+    """A field of /proc/PID/status in KiB (VmRSS, VmHWM)."""
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith(field + ":"):
+                return int(ln.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def sanitized(d):
+    """True when the daemon runs under ASan (its memory use is then not comparable)."""
+    try:
+        with open("/proc/%d/maps" % d.pid) as f:
+            if "libasan" in f.read():
+                return True
+        with open(poold_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def ppid_of(pid):
     """The parent pid of pid, None when it is gone."""
     try:

@@ -20,25 +20,6 @@ def line(obj):
     return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
-def proc_status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith(field + ":"):
-                return int(ln.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-def sanitized(d):
-    """True when the daemon runs under ASan (its memory use is then not comparable)."""
-    try:
-        with open("/proc/%d/maps" % d.pid) as f:
-            if "libasan" in f.read():
-                return True
-        with open(harness.poold_bin(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
 
 def wait_alone(d, what, timeout=GONE):
     """Wait until the status connection is the only one and nothing is in flight."""
@@ -172,8 +153,8 @@ def test_memory_budget_applies_and_never_readers():
     args = ["--max-memory", str(budget)]
     env = {"ASAN_OPTIONS": harness.SANITIZER_ENV["ASAN_OPTIONS"] + ":quarantine_size_mb=0"}
     with Daemon(workers=1, args=args, env=env) as d:
-        asan = sanitized(d)
-        base = proc_status_kib(d.pid, "VmRSS")
+        asan = harness.sanitized(d)
+        base = harness.proc_status_kib(d.pid, "VmRSS")
         busy = occupy(d, 1500)
         payload = "x" * item
         clients = [d.client() for _ in range(6)]
@@ -197,7 +178,7 @@ def test_memory_budget_applies_and_never_readers():
                     codes.append("ok")
                 else:
                     codes.append(check_error(r, "busy", "a refused apply")["code"])
-            hwm = proc_status_kib(d.pid, "VmHWM")
+            hwm = harness.proc_status_kib(d.pid, "VmHWM")
             print("48 MiB of applies, budget 16 MiB: client 0 got %s; VmHWM %d KiB, start %d "
                   "KiB" % (codes, hwm, base), flush=True)
             if not asan:
@@ -217,8 +198,8 @@ def test_memory_budget_stream():
     budget, item, n = 16 * MiB, 4 * MiB, 32
     args = ["--max-memory", str(budget)]
     with Daemon(workers=1, args=args) as d, d.client() as c:
-        asan = sanitized(d)
-        base = proc_status_kib(d.pid, "VmRSS")
+        asan = harness.sanitized(d)
+        base = harness.proc_status_kib(d.pid, "VmRSS")
         busy = occupy(d, 1500)
         payloads = [chr(ord("a") + k % 26) * item for k in range(n)]
         data = line({"id": "s", "op": "map", "fn": "echo", "stream": True})
@@ -245,7 +226,7 @@ def test_memory_budget_stream():
             writer.join()
         check_eq(len(got), n, "stream results")
         check(got == payloads, "the echoed 4 MiB items differ")
-        hwm = proc_status_kib(d.pid, "VmHWM")
+        hwm = harness.proc_status_kib(d.pid, "VmHWM")
         print("stream of %d x 4 MiB, budget 16 MiB: VmHWM %d KiB, start %d KiB" %
               (n, hwm, base), flush=True)
         if not asan:

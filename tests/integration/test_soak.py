@@ -24,24 +24,6 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "100"))
 MiB = 1024 * 1024
 
 
-def proc_status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith(field + ":"):
-                return int(ln.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-def sanitized(d):
-    try:
-        with open("/proc/%d/maps" % d.pid) as f:
-            if "libasan" in f.read():
-                return True
-        with open(harness.poold_bin(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
 
 class Soak:
     def __init__(self, d):
@@ -285,11 +267,11 @@ def settled_rss(d, near, what):
     # one more client, then read until the figure holds still.
     d.status()
     deadline = time.monotonic() + 10
-    rss, last = proc_status_kib(d.pid, "VmRSS"), None
+    rss, last = harness.proc_status_kib(d.pid, "VmRSS"), None
     while time.monotonic() < deadline and (rss != last or (near is not None and
                                                            rss - near >= 8 * 1024)):
         time.sleep(0.2)
-        rss, last = proc_status_kib(d.pid, "VmRSS"), rss
+        rss, last = harness.proc_status_kib(d.pid, "VmRSS"), rss
     return rss
 
 
@@ -299,7 +281,7 @@ def test_soak():
     # second arena keeps 5-15 MiB of them that malloc_trim does not give back;
     # with one, the heap the daemon trims when idle is all of it.
     with Daemon(workers=3, args=args) as d:
-        asan = sanitized(d)
+        asan = harness.sanitized(d)
         # A short warm-up first: the baseline then includes what a first burst
         # allocates for good (nanomsg and malloc arenas, worker restarts).
         warm = load(d, 3)
@@ -312,7 +294,7 @@ def test_soak():
             check(soak.counts.get(what, 0) > 0, "no %s during the soak" % what)
         rss = settled_rss(d, rss0, "after the soak")
         print("VmRSS after the warm-up %d KiB, after the soak %d KiB, peak %d KiB" %
-              (rss0, rss, proc_status_kib(d.pid, "VmHWM")), flush=True)
+              (rss0, rss, harness.proc_status_kib(d.pid, "VmHWM")), flush=True)
         if not asan:
             check(rss - rss0 < 8 * 1024, "VmRSS %d KiB after the soak, %d KiB before" %
                   (rss, rss0))

@@ -370,25 +370,6 @@ def status_slots(d):
     return d.status()["slots"]
 
 
-def proc_status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith(field + ":"):
-                return int(ln.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-def sanitized(d):
-    """True when the daemon runs under ASan (its memory use is then not comparable)."""
-    try:
-        with open("/proc/%d/maps" % d.pid) as f:
-            if "libasan" in f.read():
-                return True
-        with open(harness.poold_bin(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
 
 # --------------------------------------------------------------------- cases
 
@@ -557,10 +538,10 @@ def test_memory_bound():
     """2,000,000 items through one stream: the supervisor's peak memory stays small."""
     n, batch = 2000000, 10000
     with Daemon(workers=2) as d, Conn(d) as c:
-        asan = sanitized(d)
+        asan = harness.sanitized(d)
         if asan:
             n = 200000  # still checked for correctness, not for memory
-        base = proc_status_kib(d.pid, "VmHWM")
+        base = harness.proc_status_kib(d.pid, "VmHWM")
         s = c.stream("m", want=square, keep=False)
 
         def lines():
@@ -573,7 +554,7 @@ def test_memory_bound():
         c.pump(lambda: s.final is not None, 60, "the %d-item stream" % n)
         dt = time.monotonic() - t0
         s.check_done(n)
-        hwm = proc_status_kib(d.pid, "VmHWM")
+        hwm = harness.proc_status_kib(d.pid, "VmHWM")
         print("%d items in %.1fs in %d parts; VmHWM %d KiB (at start %d KiB)" %
               (n, dt, len(s.parts), hwm, base), flush=True)
         if asan:
