@@ -239,7 +239,7 @@ static int call_item(struct worker *w, struct task_out *o, const char *name,
                      const struct poold_function *f, const struct wire_msg *t,
                      struct json_span item)
 {
-	struct proto_error err = {.code = PROTO_OK};
+	struct proto_error err; /* filled by a failure only: not zeroed per item (216 bytes) */
 	size_t mark = task_out_begin(o), used = o->out->len + (size_t)(o->n_errors + 1) * 4;
 	size_t nargs = fncall_set_args(&w->call, item, t->flags & (WIRE_STAR | WIRE_APPLY));
 	int failed = fncall_run(&w->call, f, name, nargs, t->attempt, o->out,

@@ -159,14 +159,47 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* Two digits per division: half the divisions of the digit-by-digit loop. */
+/* Decimal digits of u (1 for 0). */
+static inline size_t decimal_digits(uint64_t u)
+{
+	static const uint64_t pow10[20] = {1ULL,
+	                                   10ULL,
+	                                   100ULL,
+	                                   1000ULL,
+	                                   10000ULL,
+	                                   100000ULL,
+	                                   1000000ULL,
+	                                   10000000ULL,
+	                                   100000000ULL,
+	                                   1000000000ULL,
+	                                   10000000000ULL,
+	                                   100000000000ULL,
+	                                   1000000000000ULL,
+	                                   10000000000000ULL,
+	                                   100000000000000ULL,
+	                                   1000000000000000ULL,
+	                                   10000000000000000ULL,
+	                                   100000000000000000ULL,
+	                                   1000000000000000000ULL,
+	                                   10000000000000000000ULL};
+	/* log10 from the bit length (1233/4096 ~ log10(2)), then one correction */
+	size_t n = (size_t)((64 - __builtin_clzll(u | 1)) * 1233) >> 12;
+
+	return u < 10 ? 1 : n + (u >= pow10[n]);
+}
+
+/* Written in place from its last digit, two digits per division. */
 int buf_add_int(struct buf *b, int64_t v)
 {
-	char tmp[24];
-	char *p = tmp + sizeof(tmp);
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	size_t n;
+	size_t n = decimal_digits(u) + (v < 0);
+	char *p;
 
+	if (buf_reserve(b, n) < 0)
+		return -ENOMEM;
+	p = b->data + b->len + n;
+	*p = '\0';
+	b->len += n;
 	while (u >= 100) {
 		unsigned d = (unsigned)(u % 100) * 2;
 
@@ -182,12 +215,6 @@ int buf_add_int(struct buf *b, int64_t v)
 	}
 	if (v < 0)
 		*--p = '-';
-	n = (size_t)(tmp + sizeof(tmp) - p);
-	if (buf_reserve(b, n) < 0)
-		return -ENOMEM;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
 	return 0;
 }
 

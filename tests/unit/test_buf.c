@@ -142,6 +142,26 @@ static void test_buf_int(void)
 	expect_int(__FILE__, __LINE__, 99999, "99999");
 	expect_int(__FILE__, __LINE__, 1000000000000, "1000000000000");
 	expect_int(__FILE__, __LINE__, 999998000001, "999998000001");
+	/* every digit count: 10^k - 1, 10^k and 10^k + 1, both signs, against printf */
+	{
+		uint64_t p10 = 1;
+		int k;
+
+		for (k = 0; k <= 19; k++, p10 *= 10) {
+			int64_t c[3] = {(int64_t)(p10 - 1), (int64_t)p10, (int64_t)(p10 + 1)};
+			char want[32];
+			int j;
+
+			if (p10 > (uint64_t)INT64_MAX)
+				break;
+			for (j = 0; j < 3; j++) {
+				snprintf(want, sizeof(want), "%lld", (long long)c[j]);
+				expect_int(__FILE__, __LINE__, c[j], want);
+				snprintf(want, sizeof(want), "%lld", -(long long)c[j]);
+				expect_int(__FILE__, __LINE__, -c[j], want);
+			}
+		}
+	}
 	/* appends */
 	{
 		struct buf b = {0};
