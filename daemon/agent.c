@@ -453,20 +453,11 @@ int agent_main(const struct options *opt)
 {
 	char err[300];
 	struct task *t;
-	ssize_t n;
 	int r;
 
-	sv.opt = *opt;
-	sv.start_ms = now_ms();
-	TAILQ_INIT(&sv.conns);
-	TAILQ_INIT(&sv.pending);
+	supervisor_init(opt, "host");
 	TAILQ_INIT(&a.queue);
 	TAILQ_INIT(&a.all);
-	log_init("host", opt->verbose);
-	n = readlink("/proc/self/exe", sv.exe, sizeof(sv.exe) - 1);
-	if (n < 0)
-		fatal("readlink /proc/self/exe: %s", strerror(errno));
-	sv.exe[n] = '\0';
 	if (strncmp(opt->join, "tcp://", 6) != 0)
 		fatal("join %s: a host joins its supervisor at tcp://ADDR:PORT", opt->join);
 	if (!opt->cluster_key)

@@ -182,22 +182,28 @@ static void remove_rundir(void)
 		log_warn("cannot remove %s: %s", sv.rundir, strerror(errno));
 }
 
-int supervisor_main(const struct options *opt)
+void supervisor_init(const struct options *opt, const char *role)
 {
-	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char err[512];
 	ssize_t n;
-	int r;
 
 	sv.opt = *opt;
 	sv.start_ms = now_ms();
 	TAILQ_INIT(&sv.conns);
 	TAILQ_INIT(&sv.pending);
-	log_init("supervisor", opt->verbose);
+	log_init(role, opt->verbose);
 	n = readlink("/proc/self/exe", sv.exe, sizeof(sv.exe) - 1);
 	if (n < 0)
 		fatal("readlink /proc/self/exe: %s", strerror(errno));
 	sv.exe[n] = '\0';
+}
+
+int supervisor_main(const struct options *opt)
+{
+	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char err[512];
+	int r;
+
+	supervisor_init(opt, "supervisor");
 	notify_init();
 	if ((r = listener_inherit(inherited, sizeof(inherited))) < 0)
 		fatal("LISTEN_FDS: poold takes one listening Unix stream socket from systemd");

@@ -64,6 +64,8 @@ extern struct supervisor sv;
 
 /* Milliseconds on the monotonic clock. */
 uint64_t now_ms(void);
+/* The state every mode that runs a pool starts from (supervisor, host agent). */
+void supervisor_init(const struct options *opt, const char *role);
 /* Run the daemon until it is stopped; returns the exit status. */
 int supervisor_main(const struct options *opt);
 /* Start a graceful stop (as SIGTERM does). */
