@@ -93,7 +93,7 @@ int poolctl_print_ping(const cJSON *p)
 	return 0;
 }
 
-/* Print the functions as a table: name, number of arguments, doc. */
+/* Print the functions as a table: name, kind, number of arguments, doc. */
 int poolctl_print_functions(const cJSON *list)
 {
 	const cJSON *f;
@@ -107,7 +107,7 @@ int poolctl_print_functions(const cJSON *list)
 		if (n > width && n < 40)
 			width = n;
 	}
-	printf("%-*s %-6s %s\n", width, "NAME", "ARGS", "DOC");
+	printf("%-*s %-8s %-6s %s\n", width, "NAME", "KIND", "ARGS", "DOC");
 	cJSON_ArrayForEach(f, list)
 	{
 		const char *lo = num(f, "min_args", b[0], 32), *hi = num(f, "max_args", b[1], 32);
@@ -118,7 +118,7 @@ int poolctl_print_functions(const cJSON *list)
 			snprintf(args, sizeof(args), "%s+", lo);
 		else
 			snprintf(args, sizeof(args), "%s-%s", lo, hi);
-		printf("%-*s %-6s %s\n", width, str(f, "name"), args,
+		printf("%-*s %-8s %-6s %s\n", width, str(f, "name"), str(f, "kind"), args,
 		       cJSON_IsString(cJSON_GetObjectItemCaseSensitive(f, "doc")) ? str(f, "doc")
 		                                                                  : "");
 	}

@@ -108,9 +108,11 @@ def test_info_commands():
         check_eq((sj["workers"], sj["pid"], len(sj["slots"])), (2, d.pid, 2), "status --json")
 
         lines = ok_lines(poolctl(d.sock, "functions"), "functions")
-        names = [ln.split()[0] for ln in lines[1:]]
+        check_eq(lines[0].split(), ["NAME", "KIND", "ARGS", "DOC"], "functions header")
+        rows = {ln.split()[0]: ln.split()[1:3] for ln in lines[1:]}
         for fn in ("square", "add", "echo", "sleep_ms"):
-            check(fn in names, "functions misses %s: %r" % (fn, lines))
+            check(fn in rows, "functions misses %s: %r" % (fn, lines))
+        check_eq(rows["add"], ["builtin", "2"], "functions: add's kind and arity")
         fj = json.loads(ok_lines(poolctl(d.sock, "functions", "--json"), "functions --json")[0])
         check_eq({f["name"]: f["max_args"] for f in fj}.get("add"), 2, "functions --json add")
 
