@@ -188,20 +188,11 @@ static inline size_t decimal_digits(uint64_t u)
 	return u < 10 ? 1 : n + (u >= pow10[n]);
 }
 
-/* Written in place from its last digit, two digits per division. */
-int buf_add_int(struct buf *b, int64_t v)
+/* The digits of u < 2^32 written backwards from p (no leading zeros); the new p. */
+static inline char *digits32_back(char *p, uint32_t u)
 {
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	size_t n = decimal_digits(u) + (v < 0);
-	char *p;
-
-	if (buf_reserve(b, n) < 0)
-		return -ENOMEM;
-	p = b->data + b->len + n;
-	*p = '\0';
-	b->len += n;
 	while (u >= 100) {
-		unsigned d = (unsigned)(u % 100) * 2;
+		uint32_t d = u % 100 * 2;
 
 		u /= 100;
 		*--p = digit_pairs[d + 1];
@@ -213,6 +204,38 @@ int buf_add_int(struct buf *b, int64_t v)
 	} else {
 		*--p = (char)('0' + u);
 	}
+	return p;
+}
+
+/*
+ * Written in place from its last digit, two digits per division, in 32-bit
+ * arithmetic: eight low digits at a time are split off with one 64-bit
+ * division (32-bit divisions by constants are the cheaper multiplications).
+ */
+int buf_add_int(struct buf *b, int64_t v)
+{
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	size_t n = decimal_digits(u) + (v < 0);
+	char *p;
+
+	if (buf_reserve(b, n) < 0)
+		return -ENOMEM;
+	p = b->data + b->len + n;
+	*p = '\0';
+	b->len += n;
+	while (u > UINT32_MAX) {
+		uint32_t lo = (uint32_t)(u % 100000000), i;
+
+		u /= 100000000;
+		for (i = 0; i < 4; i++) {
+			uint32_t d = lo % 100 * 2;
+
+			lo /= 100;
+			*--p = digit_pairs[d + 1];
+			*--p = digit_pairs[d];
+		}
+	}
+	p = digits32_back(p, (uint32_t)u);
 	if (v < 0)
 		*--p = '-';
 	return 0;
