@@ -277,13 +277,17 @@ static int send_all(pool_client *c, struct iovec *iov, int n, int64_t until, int
 	return 0;
 }
 
-/* Move the bytes not handed out yet to the front; shrink a huge, mostly empty buffer. */
+/*
+ * Move the bytes not handed out yet to the front; shrink a huge, mostly empty
+ * buffer once the replies have become small (a client mapping big arrays
+ * keeps its buffer from one reply to the next instead of growing it again).
+ */
 static void rbuf_compact(pool_client *c)
 {
 	struct buf *b = &c->rbuf;
 	size_t left = b->len - c->rpos;
 
-	if (b->cap > RBUF_SHRINK && left < RECV_CHUNK) {
+	if (b->cap > RBUF_SHRINK && left < RECV_CHUNK && c->last_line < b->cap / 8) {
 		struct buf nb = {0};
 
 		if (buf_add(&nb, b->data + c->rpos, left) == 0) {
@@ -314,6 +318,7 @@ int poolconn_take_line(pool_client *c, struct json_span *line)
 	*nl = '\0';
 	line->p = b->data + c->rpos;
 	line->len = (size_t)(nl - line->p);
+	c->last_line = line->len;
 	c->rpos += line->len + 1;
 	c->scanned = 0;
 	return 1;

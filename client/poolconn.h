@@ -17,6 +17,7 @@ struct pool_client {
 	struct buf rbuf;           /* received bytes; lines already handed out come first */
 	size_t rpos;               /* start of the bytes not handed out yet */
 	size_t scanned;            /* bytes after rpos known to hold no newline */
+	size_t last_line;          /* length of the last line handed out */
 	struct buf req;            /* head of the request being built */
 	struct buf tmp;            /* scratch: string decoding, argument copies */
 	int broken;                /* the connection failed; every later call fails at once */

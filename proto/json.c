@@ -591,14 +591,25 @@ static const char *skip_value(const char *p, const char *end)
 
 int json_array_next(struct json_iter *it, struct json_span *elem)
 {
-	const char *p = skip_ws(it->p, it->end);
+	const char *p = it->p, *end = it->end;
 
-	if (p < it->end && *p == ',')
-		p = skip_ws(p + 1, it->end);
-	if (p >= it->end)
+	if (p < end && *p == ',')
+		p++; /* compact text: no whitespace to skip */
+	else if (p < end && (KIND(p) & K_WS)) {
+		p = skip_ws(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+	if (p < end && (KIND(p) & K_WS))
+		p = skip_ws(p, end);
+	if (p >= end)
 		return 0;
 	elem->p = p;
-	p = skip_value(p, it->end);
+	if (KIND(p) & (K_QUOTE | K_OPEN))
+		p = skip_value(p, end);
+	else
+		while (p < end && !(KIND(p) & (K_COMMA | K_CLOSE | K_WS)))
+			p++;
 	elem->len = (size_t)(p - elem->p);
 	it->p = p;
 	return 1;
@@ -648,18 +659,25 @@ size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struc
 		return 0;
 	first = p;
 	for (;;) {
-		const char *e = skip_value(p, it->end);
+		const char *e = p;
 
+		/* a scalar ends at a comma, a bracket or a space: the array's own ']' stops it */
+		if (KIND(e) & (K_QUOTE | K_OPEN))
+			e = skip_value(e, it->end);
+		else
+			while (!(KIND(e) & (K_COMMA | K_CLOSE | K_WS)))
+				e++;
 		if (n > 0 && (size_t)(e - first) > max_bytes)
 			break;
 		last = e;
 		if (++n == max)
 			break;
-		p = skip_ws(e, it->end);
-		if (p < it->end && *p == ',')
-			p = skip_ws(p + 1, it->end);
-		if (p >= it->end)
+		p = *e == ',' ? e : skip_ws(e, it->end);
+		if (p >= it->end || *p != ',')
 			break;
+		p++;
+		if (KIND(p) & K_WS)
+			p = skip_ws(p, it->end);
 	}
 	it->p = last;
 	span->p = first;
