@@ -76,7 +76,6 @@ static struct event *ev_results;
 static size_t max_msg;
 static int stopping;
 static struct buf head;
-static int results_eid = -1;
 static char last_start_failure[192];
 static int n_local; /* slots [0, n_local) are local workers, the rest remote hosts */
 
@@ -252,23 +251,25 @@ static void on_sndfd(evutil_socket_t fd, short ev, void *arg)
  */
 static int ensure_rundir(void)
 {
+	static uint64_t rebound_ms; /* nn_bind makes the file a moment later */
 	char path[128], addr[160];
 	struct stat st;
-	int eid;
 
 	snprintf(path, sizeof(path), "%s/r.ipc", sv.rundir);
-	if (stat(path, &st) == 0)
+	if (stat(path, &st) == 0 || (rebound_ms && now_ms() - rebound_ms < 1000))
 		return 0;
 	log_warn("%s is gone; making it again", path);
 	if (mkdir(sv.rundir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	if (results_eid >= 0)
-		nn_shutdown(results_sock, results_eid);
+	/*
+	 * A second endpoint on the same path. The old one is not shut down: an
+	 * ipc endpoint unlinks its path when it closes, which would remove the
+	 * new file (its listener is harmless: nobody can reach it any more).
+	 */
 	snprintf(addr, sizeof(addr), "ipc://%s", path);
-	eid = nn_bind(results_sock, addr);
-	if (eid < 0)
+	if (nn_bind(results_sock, addr) < 0)
 		return -nn_errno();
-	results_eid = eid;
+	rebound_ms = now_ms();
 	return confgen_restore();
 }
 
@@ -779,7 +780,7 @@ int pool_init(void)
 	snprintf(addr, sizeof(addr), "ipc://%s/r.ipc", sv.rundir);
 	if (results_sock < 0 ||
 	    nn_setsockopt(results_sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
-	    (results_eid = nn_bind(results_sock, addr)) < 0 ||
+	    nn_bind(results_sock, addr) < 0 ||
 	    nn_getsockopt(results_sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdlen) < 0) {
 		log_error("result socket %s: %s", addr, nn_strerror(nn_errno()));
 		return -EIO;
