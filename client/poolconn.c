@@ -469,78 +469,25 @@ int poolconn_reply_get(const struct poolconn_reply *rep, const char *key, struct
 	return rep->all ? 0 : poolconn_get(rep->obj, key, val);
 }
 
-static const char *skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/*
- * The reply's object, each member validated in place and recorded: 0, or -1
- * for anything but one valid object (the caller then says why). A member's
- * value may nest JSON_MAX_DEPTH levels below the object, one more than a
- * whole-line validation allows. A valid line that is not an object is -1.
- */
-static int scan_reply(struct json_span line, struct poolconn_reply *rep)
-{
-	const char *p, *end = line.p + line.len, *start, *msg;
-	struct json_span k, v;
-	size_t off;
-
-	rep->n = 0;
-	rep->all = 1;
-	p = skip_ws(line.p, end);
-	if (p == end || *p != '{')
-		return -1;
-	start = p;
-	p = skip_ws(p + 1, end);
-	if (p < end && *p == '}')
-		p++;
-	else
-		for (;;) {
-			if (p == end || *p != '"' ||
-			    json_validate_prefix(p, end, &k, &msg, &off) < 0)
-				return -1;
-			p = skip_ws(k.p + k.len, end);
-			if (p == end || *p != ':' ||
-			    json_validate_prefix(p + 1, end, &v, &msg, &off) < 0)
-				return -1;
-			if (rep->n < POOLCONN_MEMBERS) {
-				rep->key[rep->n] = k;
-				rep->val[rep->n++] = v;
-			} else {
-				rep->all = 0;
-			}
-			p = skip_ws(v.p + v.len, end);
-			if (p < end && *p == '}') {
-				p++;
-				break;
-			}
-			if (p == end || *p != ',')
-				return -1;
-			p = skip_ws(p + 1, end);
-		}
-	rep->obj.p = start;
-	rep->obj.len = (size_t)(p - start);
-	return skip_ws(p, end) == end ? 0 : -1;
-}
-
 /* Validate a reply line: an object with an id and an "ok" boolean. */
 int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, struct json_span *id,
                          struct pool_error *err)
 {
 	struct json_span ok;
 	const char *msg;
-	size_t off;
+	size_t off, n;
 
-	if (scan_reply(line, rep) < 0) {
+	/* one pass: each top-level member validated where it stands and recorded */
+	if (json_object_scan(line.p, line.p + line.len, &rep->obj, rep->key, rep->val,
+	                     POOLCONN_MEMBERS, &n) < 0) {
 		/* not one valid object: say why as a whole-line validation does */
 		if (json_validate(line.p, line.p + line.len, &rep->obj, &msg, &off) < 0)
 			return poolconn_error(err, POOL_EPROTO,
 			                      "reply is not valid JSON: %s at byte %zu", msg, off);
 		return poolconn_error(err, POOL_EPROTO, "reply is not an object with an id");
 	}
+	rep->all = n <= POOLCONN_MEMBERS;
+	rep->n = rep->all ? (int)n : POOLCONN_MEMBERS;
 	if (!poolconn_reply_get(rep, "id", id))
 		return poolconn_error(err, POOL_EPROTO, "reply is not an object with an id");
 	if (!poolconn_reply_get(rep, "ok", &ok) ||

@@ -24,6 +24,8 @@
 #define PROGRAM_STOP_GRACE_MS 1000
 /* Longest stderr line forwarded whole; longer ones are cut into pieces this size. */
 #define PROGRAM_LOG_LINE 4096
+/* Members of a program's reply line recorded as it is validated (more are looked up). */
+#define REPLY_MEMBERS 8
 
 struct program {
 	const struct fn_entry *e;
@@ -358,33 +360,44 @@ static int item_error(struct json_span r, struct proto_error *err)
 static void take_reply(struct program *p, const char *line, size_t len, uint32_t count,
                        struct task_out *o)
 {
-	struct json_span v, key, val, res = {0}, r;
+	struct json_span v, key[REPLY_MEMBERS], val[REPLY_MEMBERS], res = {0}, r;
 	struct json_iter it;
 	const char *msg;
-	size_t off, n;
+	size_t off, n, i;
+	int full = 0;
 
-	if (json_validate(line, line + len, &v, &msg, &off) < 0)
-		program_fail(p, "wrote a line that is not valid JSON (%s at byte %zu): %.60s", msg,
-		             off, line);
-	if (json_type(v) != JSON_OBJECT)
+	/* one validating pass that also finds the members; a second over the results */
+	if (json_object_scan(line, line + len, &v, key, val, REPLY_MEMBERS, &n) < 0) {
+		if (json_validate(line, line + len, &v, &msg, &off) < 0)
+			program_fail(p,
+			             "wrote a line that is not valid JSON (%s at byte %zu): %.60s",
+			             msg, off, line);
 		program_fail(p, "wrote a line that is not a reply object: %.60s", line);
-	json_iter_init(&it, v);
-	while (json_object_next(&it, &key, &val))
-		if (json_string_eq(key, "results") && json_type(val) == JSON_ARRAY)
-			res = val;
+	}
+	for (i = 0; i < n && i < REPLY_MEMBERS; i++)
+		if (json_string_eq(key[i], "results") && json_type(val[i]) == JSON_ARRAY)
+			res = val[i];
+	if (n > REPLY_MEMBERS) {
+		/* more members than recorded: the rest are looked up in the text */
+		json_iter_init(&it, v);
+		for (i = 0; json_object_next(&it, &key[0], &val[0]); i++)
+			if (i >= REPLY_MEMBERS && json_string_eq(key[0], "results") &&
+			    json_type(val[0]) == JSON_ARRAY)
+				res = val[0];
+	}
 	if (!res.p)
 		program_fail(p, "wrote a reply without a \"results\" array: %.60s", line);
-	n = json_array_count(res);
-	if (n != count)
-		program_fail(p, "answered %zu results for %u items", n, count);
+	/* counted as they are handed on: a wrong count ends the worker, whatever was handed */
 	json_iter_init(&it, res);
-	while (json_array_next(&it, &r)) {
+	for (n = 0; json_array_next(&it, &r); n++) {
 		struct proto_error err;
 
-		if (item_error(r, &err) ? task_out_error(o, &err) < 0
-		                        : task_out_value(o, r.p, r.len) < 0)
-			break;
+		if (!full && (item_error(r, &err) ? task_out_error(o, &err) < 0
+		                                  : task_out_value(o, r.p, r.len) < 0))
+			full = 1;
 	}
+	if (n != count)
+		program_fail(p, "answered %zu results for %u items", n, count);
 }
 
 /* Append the request line for task t to b. */

@@ -497,6 +497,49 @@ int json_int_array(const char *p, const char *end, size_t *count)
 	return 1;
 }
 
+int json_object_scan(const char *p, const char *end, struct json_span *obj, struct json_span *keys,
+                     struct json_span *vals, size_t max, size_t *n)
+{
+	const char *start, *msg;
+	struct json_span k, v;
+	size_t off;
+
+	*n = 0;
+	p = skip_ws(p, end);
+	if (p == end || *p != '{')
+		return -EINVAL;
+	start = p;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}')
+		p++;
+	else
+		for (;;) {
+			if (p == end || *p != '"' ||
+			    json_validate_prefix(p, end, &k, &msg, &off) < 0)
+				return -EINVAL;
+			p = skip_ws(k.p + k.len, end);
+			if (p == end || *p != ':' ||
+			    json_validate_prefix(p + 1, end, &v, &msg, &off) < 0)
+				return -EINVAL;
+			if (*n < max) {
+				keys[*n] = k;
+				vals[*n] = v;
+			}
+			++*n;
+			p = skip_ws(v.p + v.len, end);
+			if (p < end && *p == '}') {
+				p++;
+				break;
+			}
+			if (p == end || *p != ',')
+				return -EINVAL;
+			p = skip_ws(p + 1, end);
+		}
+	obj->p = start;
+	obj->len = (size_t)(p - start);
+	return skip_ws(p, end) == end ? 0 : -EINVAL;
+}
+
 enum json_type json_type(struct json_span v)
 {
 	switch (v.len ? v.p[0] : 'n') {

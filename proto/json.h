@@ -47,6 +47,16 @@ int json_validate(const char *p, const char *end, struct json_span *value, const
 int json_validate_prefix(const char *p, const char *end, struct json_span *value,
                          const char **errmsg, size_t *erroff);
 /*
+ * Validate the one object in [p, end) (whitespace allowed around it) in one
+ * pass, member by member, recording the key and value spans of the first
+ * max members in keys and vals; *n counts them all. Returns 0 with *obj set,
+ * or -EINVAL when the text is not exactly one valid object (json_validate
+ * says why). A member's value may nest JSON_MAX_DEPTH levels below the
+ * object, one more than json_validate allows.
+ */
+int json_object_scan(const char *p, const char *end, struct json_span *obj, struct json_span *keys,
+                     struct json_span *vals, size_t max, size_t *n);
+/*
  * The same validation fed in slices as bytes arrive (a line read from a
  * socket): the work is done once, as the bytes come, and a line is known
  * valid or bad as soon as its last byte is there. Offsets count from the

@@ -245,6 +245,36 @@ static void check_slices(const char *p, size_t size, int whole_ok, struct json_s
 		die("sliced scan error");
 }
 
+/*
+ * json_object_scan against json_validate and json_object_next: a valid object
+ * scans with the same members; a scanned object is valid, or nested one
+ * level too deep (its members are each checked on their own).
+ */
+static void check_object_scan(const char *p, size_t size, int whole_ok, struct json_span whole)
+{
+	struct json_span obj, keys[4], vals[4], k, v;
+	struct json_iter it;
+	const char *msg = NULL;
+	size_t n = 0, i = 0, off;
+	int r = json_object_scan(p, p + size, &obj, keys, vals, 4, &n);
+
+	if (whole_ok && json_type(whole) == JSON_OBJECT) {
+		if (r != 0 || obj.p != whole.p || obj.len != whole.len)
+			die("json_object_scan refused a valid object");
+		json_iter_init(&it, whole);
+		for (; json_object_next(&it, &k, &v); i++)
+			if (i < 4 && (keys[i].p != k.p || keys[i].len != k.len ||
+			              vals[i].p != v.p || vals[i].len != v.len))
+				die("json_object_scan member");
+		if (i != n)
+			die("json_object_scan member count");
+		return;
+	}
+	if (r == 0 && (whole_ok || json_validate(p, p + size, &v, &msg, &off) == 0 ||
+	               strcmp(msg, "nesting too deep") != 0))
+		die("json_object_scan accepted what json_validate refuses");
+}
+
 /* libFuzzer entry: validate, then walk and decode everything that validated. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -257,6 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		walk(v, p, size, 1, &tmp);
 	check_prefix(p, size, ok, v);
 	check_slices(p, size, ok, v);
+	check_object_scan(p, size, ok, v);
 	buf_free(&tmp);
 	return 0;
 }
