@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("error code");
 		return 0;
 	}
-	if (m.type < WIRE_TASK || m.type > WIRE_RESULT || m.n_errors > m.count ||
+	if (m.type < WIRE_TASK || m.type > WIRE_LOST || m.n_errors > m.count ||
 	    (m.first_error != WIRE_NO_ERROR && m.first_error >= m.count))
 		die("header fields");
 	if (!inside(m.fn, m.fn_len, data, size) ||
@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (wire_decode(b.data, b.len, &d) != 0 || d.type != m.type || d.flags != m.flags ||
 	    d.slot != m.slot || d.gen != m.gen || d.pid != m.pid || d.count != m.count ||
 	    d.first_error != m.first_error || d.n_errors != m.n_errors || d.task_id != m.task_id ||
-	    d.attempt != m.attempt || d.fn_len != m.fn_len || d.payload_len != m.payload_len)
+	    d.attempt != m.attempt || d.busy_ns != m.busy_ns || d.timeout_ms != m.timeout_ms ||
+	    d.budget_ms != m.budget_ms || d.fn_len != m.fn_len || d.payload_len != m.payload_len)
 		die("decode after re-encode");
 	if (walk(&d) != sum)
 		die("contents differ after re-encode");
