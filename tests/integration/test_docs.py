@@ -117,6 +117,8 @@ def test_c_programs():
     failures = []
     with Daemon(workers=2) as d:
         env = daemon_env(d, d.dir)
+        # A sanitized libpoolclient wants its programs built with the same runtime.
+        san = ["-fsanitize=address,undefined"] if harness.sanitized(d) else []
         for i, (where, src) in enumerate(progs):
             if not re.search(r"\bint main\s*\(", src):
                 failures.append("%s: a ```c block that is not a complete program (no main)" %
@@ -126,7 +128,8 @@ def test_c_programs():
             exe = os.path.join(d.dir, "doc%d" % i)
             with open(path, "w") as f:
                 f.write(src)
-            p = subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", exe, path,
+            p = subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror"] + san +
+                               ["-o", exe, path,
                                 "-I" + os.path.join(harness.SRCROOT, "client"), "-L" + libdir,
                                 "-Wl,-rpath," + libdir, "-lpoolclient"] + cjson,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
