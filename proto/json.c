@@ -301,6 +301,32 @@ static int scan_number_byte(struct json_scan *s, char c, const char **err)
 }
 
 /*
+ * The first byte at or after p that is not an ASCII digit (end when all
+ * are). Eight bytes at a time while eight are left (little-endian): per byte, c - '0' has
+ * its high bit set, or gets it by adding 0x76, unless c is a digit; a borrow
+ * only reaches the bytes after a non-digit, so the lowest flagged byte is
+ * the first non-digit.
+ */
+static inline const char *skip_digits(const char *p, const char *end)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (end - p >= 8) {
+		uint64_t w, x, m;
+
+		memcpy(&w, p, 8);
+		x = w - 0x3030303030303030ULL;
+		m = (x | (x + 0x7676767676767676ULL)) & 0x8080808080808080ULL;
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+		p += 8;
+	}
+#endif
+	while (p < end && is_digit(*p))
+		p++;
+	return p;
+}
+
+/*
  * At the start of an element of an array, a '-' or a digit: whole integer
  * elements and their commas in one tight loop. Returns where the general
  * scan goes on, with the state it would have reached there (inside a number,
@@ -320,8 +346,7 @@ static const char *scan_int_run(struct json_scan *s, const char *p, const char *
 		if (*p++ == '0') {
 			s->state = S_ZERO;
 		} else {
-			while (p < end && is_digit(*p))
-				p++;
+			p = skip_digits(p, end);
 			s->state = S_INT;
 		}
 		if (p == end || *p != ',')
@@ -343,9 +368,9 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 		char c;
 
 		if (st == S_INT || st == S_FRAC || st == S_EDIGITS) {
-			while (is_digit(*p))
-				if (++p == end)
-					goto out;
+			p = skip_digits(p, end);
+			if (p == end)
+				goto out;
 			/* the common end of a number: the next element of an array */
 			if (*p == ',' && s->depth && s->stack[s->depth - 1] == '[') {
 				s->state = S_VALUE;
@@ -484,8 +509,7 @@ int json_int_array(const char *p, const char *end, size_t *count)
 			if (p < end && is_digit(*p))
 				return 0;
 		} else {
-			while (p < end && is_digit(*p))
-				p++;
+			p = skip_digits(p, end);
 		}
 		n++;
 		if (p == end)

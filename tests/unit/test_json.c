@@ -935,6 +935,41 @@ static void test_int_array(void)
 	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		if (json_int_array(no[i], no[i] + strlen(no[i]), &n))
 			check_fail(__FILE__, __LINE__, "json_int_array accepted '%s'", no[i]);
+	/* digit runs of every length around the 8-byte steps, cut at every place */
+	{
+		char t[64];
+		size_t len, j;
+
+		for (len = 2; len <= 26; len++)
+			for (j = 1; j < len; j++) {
+				struct json_span v;
+				size_t k;
+
+				t[0] = '[';
+				for (k = 0; k < len; k++)
+					t[1 + k] = (char)('1' + k % 9);
+				t[1 + len] = ']';
+				t[2 + len] = '\0';
+				CHECK(json_int_array(t, t + len + 2, &n) == 1 && n == 1);
+				t[1 + j] = ',';
+				if (j + 1 < len) {
+					CHECK(json_int_array(t, t + len + 2, &n) == 1 && n == 2);
+					CHECK(validate_n(t, len + 2, &v, NULL) == 0);
+					CHECK_INT(json_array_count(v), 2);
+				} else {
+					CHECK(json_int_array(t, t + len + 2, &n) == 0);
+					CHECK(validate_n(t, len + 2, &v, NULL) != 0);
+				}
+				t[1 + j] = 'a';
+				CHECK(json_int_array(t, t + len + 2, &n) == 0);
+				CHECK(validate_n(t, len + 2, &v, &k) != 0);
+				CHECK_INT(k, 1 + j);
+				t[1 + j] = '.';
+				CHECK(json_int_array(t, t + len + 2, &n) == 0);
+				CHECK(validate_n(t, len + 2, &v, NULL) ==
+				      (j + 1 < len ? 0 : -EINVAL));
+			}
+	}
 	/* a big array, and the same with one float inside */
 	{
 		size_t k, big_n = 200000;
