@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - issue 4's benchmark: poold against Python's multiprocessing.Pool.
 #
-#   bench/run.sh [--tiny] [--workers N] [--only abcdefghi] [--build DIR] [--no-poolmap-rss]
+#   bench/run.sh [--tiny] [--workers N] [--only abcdefghij] [--build DIR] [--no-poolmap-rss]
 #                [--quiet-wait SEC] [--noisy-retries N]
 #
 # Builds poold in release mode (DIR, default build-bench/ at the repo root; reused
