@@ -753,7 +753,7 @@ def main():
     ap.add_argument("--client", required=True)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--only", default="abcdefgj")
+    ap.add_argument("--only", default="".join(WORKLOADS))
     ap.add_argument("--module", help="examples/modules/textstats.so (workload g)")
     ap.add_argument("--out")
     ap.add_argument("--json")
