@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import harness
@@ -263,6 +264,83 @@ def test_refused_functions():
 
 
 # ----------------------------------------------------------- network namespaces
+
+
+class BadLink:
+    """A TCP relay on loopback that delays every chunk of bytes by delay_s, each way,
+    and cuts the connection (both sides, abruptly) after about cut_bytes: what a lossy,
+    slow link does to a host's connection, without netem."""
+
+    def __init__(self, target_port, delay_s=0.02, cut_bytes=20000):
+        self.target, self.delay, self.cut = target_port, delay_s, cut_bytes
+        self.cuts = 0
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            budget = [random.randint(self.cut // 2, self.cut)]
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst, budget),
+                                 daemon=True).start()
+
+    def _pump(self, src, dst, budget):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                time.sleep(self.delay)
+                budget[0] -= len(data)
+                if budget[0] < 0:
+                    self.cuts += 1
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.lsock.close()
+
+
+def test_loopback_bad_link():
+    """20 ms each way and connections cut every few hundred KB: still exactly one answer
+    per item (tc netem does the same between namespaces where the kernel has sch_netem)."""
+    def body(d, join, key, agents):
+        link = BadLink(int(join.rsplit(":", 1)[1]))
+        try:
+            eps = ["tcp://127.0.0.1:%d" % free_port() for _ in range(2)]
+            agents += [Agent(d, "tcp://127.0.0.1:%d" % link.port, eps[i], key, workers=1,
+                             name=str(i)) for i in range(2)]
+            wait_hosts_ready(d, eps, timeout=60)
+            n = 20000  # ~2 MB of results come back over the link
+            items = ["%06d" % i + "x" * 94 for i in range(n)]
+            r = d.call({"op": "map", "fn": "echo", "args": items, "chunksize": 100},
+                       timeout=120)
+            check_results(r, items, "items through a slow, cut link")
+            print("the link was cut %d times" % link.cuts)
+            check(link.cuts > 0, "the link was never cut: the test proves nothing")
+            check(sum(h["items_done"] for h in hosts(d)) > 0, "the hosts did nothing")
+        finally:
+            link.close()
+    run_cluster(body)
 
 
 class Netns:
