@@ -45,6 +45,9 @@ __all__ = ["PooldError", "Connection", "Stream", "Endpoint", "default_socket", "
 FEED_MAX = 4096
 BATCH_SECONDS = 0.005
 RECV_SIZE = 1 << 20
+# Requests written and not yet answered on one connection, at most: past its
+# --max-inflight (default 1024) the daemon answers "busy", so more calls wait here.
+MAX_INFLIGHT = 1000
 
 
 class PooldError(Exception):
@@ -249,9 +252,11 @@ class Connection:
         self.path = path
         self.sock = connect(path, connect_timeout)
         self.lock = threading.Lock()
-        self.out = collections.deque()  # (bytes, id when the last piece of a request)
+        # (bytes, request id or None, "head" | "rest" of a request, or a whole "line")
+        self.out = collections.deque()
         self.out_off = 0                # bytes of out[0] already written
         self.pending = {}               # id -> [call, line length, fully written]
+        self.unanswered = set()         # ids written whole and not answered by the daemon
         self.deadlines = []             # heap of (monotonic deadline, id)
         self.next_id = 1
         self.dead = None                # the PooldError once the connection is gone
@@ -281,8 +286,8 @@ class Connection:
             self.next_id += 1
             head = b'{"id":%d,' % id_
             self.pending[id_] = [call, len(head) + len(rest), False]
-            self.out.append((head, None))
-            self.out.append((rest, id_))
+            self.out.append((head, id_, "head"))
+            self.out.append((rest, id_, "rest"))
             if deadline is not None:
                 heapq.heappush(self.deadlines, (deadline, id_))
         self._wake()
@@ -321,7 +326,7 @@ class Connection:
                     closing = self.closing
                     if closing is None:
                         timeout = self._expire()
-                        want_write = bool(self.out)
+                        want_write = bool(self.out) and self._room() > 0
                 if closing is not None:
                     self._die(closing)
                     return
@@ -364,7 +369,7 @@ class Connection:
             call = self.pending.pop(id_)[0]
             cid = self.next_id
             self.next_id += 1
-            self.out.append((_line(cid, encode({"op": "cancel", "target": id_})), None))
+            self._queue_line(_line(cid, encode({"op": "cancel", "target": id_})))
             self._deliver(call.fail, PooldError(
                 "deadline", "no reply within the call's timeout; request %d cancelled" % id_,
                 id=id_))
@@ -384,17 +389,45 @@ class Connection:
             if locked:
                 self.lock.acquire()
 
+    def _queue_line(self, line):
+        """Queue a whole line (a cancel) ahead of the requests still waiting, at the
+        first line boundary (lock held): the cap on requests must not hold it back."""
+        i = 0
+        if self.out and (self.out_off or self.out[0][2] == "rest"):
+            i = 1
+            while i < len(self.out) and self.out[i][2] == "rest":
+                i += 1
+        self.out.insert(i, (line, None, "line"))
+
+    def _room(self):
+        """How many more requests may start on the wire (lock held); a whole line
+        that is not a request, or the rest of one begun, always may go."""
+        if not self.out or self.out_off or self.out[0][2] != "head":
+            return MAX_INFLIGHT
+        return MAX_INFLIGHT - len(self.unanswered)
+
     def _write(self):
         with self.lock:
             while self.out:
-                bufs = [p for p, _ in itertools.islice(self.out, 64)]
+                # a request begun on the wire is not in unanswered yet but holds a place
+                begun = bool(self.out_off) or self.out[0][2] == "rest"
+                room = MAX_INFLIGHT - len(self.unanswered) - begun
+                bufs = []
+                for piece, _, kind in itertools.islice(self.out, 64):
+                    if kind == "head":
+                        if room <= 0:
+                            break
+                        room -= 1
+                    bufs.append(piece)
+                if not bufs:
+                    return
                 bufs[0] = memoryview(bufs[0])[self.out_off:]
                 try:
                     n = self.sock.sendmsg(bufs)
                 except BlockingIOError:
                     return
                 while n > 0:
-                    piece, id_ = self.out[0]
+                    piece, id_, kind = self.out[0]
                     step = min(n, len(piece) - self.out_off)
                     n -= step
                     self.out_off += step
@@ -402,6 +435,9 @@ class Connection:
                         return
                     self.out.popleft()
                     self.out_off = 0
+                    if kind != "rest":
+                        continue
+                    self.unanswered.add(id_)
                     entry = self.pending.get(id_)
                     if entry is not None:
                         entry[2] = True  # the whole line is written
@@ -443,6 +479,8 @@ class Connection:
                 if entry_id is None:
                     raise error_from_reply(reply)
                 id_ = entry_id
+            if isinstance(id_, int):
+                self.unanswered.discard(id_)
             entry = self.pending.pop(id_, None) if isinstance(id_, int) else None
         if entry is None:
             return  # a cancel's answer, or the late answer to a call past its deadline
@@ -469,6 +507,7 @@ class Connection:
                 self.dead = error
             calls = [e[0] for e in self.pending.values()]
             self.pending.clear()
+            self.unanswered.clear()
             self.deadlines.clear()
             self.out.clear()
         for call in calls:

@@ -68,6 +68,20 @@ def test_reference_examples():
             check(os.getpid() not in pids and d.pid not in pids, "an item ran outside a worker")
 
 
+def test_many_async():
+    """More apply_async calls than the daemon takes in flight on one connection
+    (--max-inflight): the client holds the rest back, none is answered "busy"."""
+    with Daemon(workers=2) as d:  # --max-inflight 1024
+        with poold.Pool(socket=d.sock) as pool:
+            # The sleeps keep the workers busy while the rest piles up behind them.
+            calls = [pool.apply_async("sleep_ms", (5,)) for _ in range(200)]
+            calls += [pool.apply_async("add", (i, 1)) for i in range(3000)]
+            got = [c.get(60) for c in calls]
+        check_eq(got, [5] * 200 + [i + 1 for i in range(3000)], "every async call answered")
+        st = d.wait_quiet()
+        check_eq(st["requests"], 0, "requests left")
+
+
 def test_methods():
     """Every method: apply, map, starmap, their _async forms, imap, imap_unordered,
     AsyncResult, callbacks, functions, status, close/join and the argument checks."""
