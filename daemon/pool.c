@@ -210,6 +210,7 @@ static void on_slot_timer(evutil_socket_t fd, short ev, void *arg)
 	if (s->state == SLOT_STARTING) {
 		log_warn("worker %u (pid %d) did not finish its handshake; killing it", s->index,
 		         (int)s->pid);
+		s->kill_code = PROTO_TIMEOUT; /* our kill: a failed start, not one from outside */
 		slot_kill(s, SIGKILL);
 		return;
 	}
@@ -618,10 +619,10 @@ static enum metrics_death death_cause(const struct slot *s, int status, int plan
 {
 	if (planned)
 		return DEATH_RETIRED;
-	if (s->kill_code == PROTO_TIMEOUT)
-		return DEATH_TIMEOUT;
 	if (was_starting)
 		return DEATH_START;
+	if (s->kill_code == PROTO_TIMEOUT)
+		return DEATH_TIMEOUT;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_PROGRAM)
 		return DEATH_PROGRAM;
 	return crashed(s, status) ? DEATH_CRASH : DEATH_KILLED;
@@ -705,7 +706,12 @@ static void slot_exited(struct slot *s, int status)
 	 */
 	if (was_starting)
 		s->rolling = 0;
-	if (was_starting && !planned) {
+	/*
+	 * Only a start that failed by itself counts towards "no worker can start":
+	 * a worker killed from outside while it starts (an operator, a test's
+	 * chaos) says nothing about the next one.
+	 */
+	if (was_starting && crash) {
 		s->start_failures++;
 		snprintf(last_start_failure, sizeof(last_start_failure), "%s before its handshake",
 		         why);

@@ -72,6 +72,44 @@ def test_rundir_vanishes():
     check(not os.path.exists(dirs[0]), "runtime dir left behind after stop")
 
 
+def example_module(name):
+    d = os.environ.get("POOLD_EXAMPLE_MODULES") or os.path.join(
+        harness.SRCROOT, "build", "examples", "modules")
+    return os.path.join(d, name + ".so")
+
+
+def test_no_worker_can_start():
+    """Every worker fails its start (its module became garbage): waiting requests fail
+    with the reason instead of waiting forever, and the pool comes back (issue 9.3)."""
+    tmp = harness.tempfile.mkdtemp(prefix="poold-nw-")
+    try:
+        so = os.path.join(tmp, "textstats.so")
+        shutil.copy2(example_module("textstats"), so)
+        os.chmod(so, 0o644)
+        conf = "[function wordcount]\nkind = module\nmodule = %s\n" % so
+        with Daemon(workers=2, config=conf) as d, d.client() as c:
+            check_eq(c.call({"op": "apply", "fn": "wordcount", "args": ["a b"]}).get("result"),
+                     {"lines": 0, "words": 2, "bytes": 3}, "wordcount before")
+            bad = so + ".new"
+            with open(bad, "w") as f:
+                f.write("not a shared object\n")
+            os.chmod(bad, 0o644)
+            os.rename(bad, so)
+            for p in slot_pids(d):
+                os.kill(p, signal.SIGKILL)
+            r = c.call({"op": "map", "fn": "square", "args": [1, 2]}, timeout=60)
+            err = check_error(r, "worker_died", "a map while no worker can start")
+            check("no worker can start" in err["message"], "message: %s" % err["message"])
+            shutil.copy2(example_module("textstats"), so + ".new")
+            os.rename(so + ".new", so)
+            wait_until(lambda: all(s["state"] == "idle" for s in d.status()["slots"]), 30,
+                       "the workers to start again once the module is whole")
+            check_results(c.call({"op": "map", "fn": "square", "args": [1, 2]}), [1, 4],
+                          "map afterwards")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def wait_running(d):
     def running():
         st = d.status()

@@ -271,7 +271,10 @@ def test_no_handshake():
         check_results(c.call({"op": "map", "fn": "t", "args": [1]}), [1], "before")
         open(p.path("no-handshake"), "w").close()
         # Only a fresh program reads the marker: restart the worker.
-        os.kill(d.worker_pids()[0], 9)
+        old = d.worker_pids()[0]
+        os.kill(old, 9)
+        wait_until(lambda: d.status()["slots"][0]["pid"] not in (0, old), 30,
+                   "the killed worker to be replaced")
         d.wait_slots_idle(30)
         t0 = time.monotonic()
         r = c.call({"op": "map", "fn": "t", "args": [2], "retries": 0}, timeout=60)
