@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: build poold, start it on a private socket, run the reference
-# examples (Python's multiprocessing notes, as poold maps), show the status,
-# stop the daemon cleanly.
+# The main job: build poold, start it on a private socket with a configuration
+# declaring one function of each kind (C module, worker program, command), run
+# the reference examples (Python's multiprocessing notes, as poold maps) and
+# those functions, show functions, status and metrics, stop the daemon cleanly.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/ensure-deps.sh
