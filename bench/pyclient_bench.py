@@ -18,18 +18,13 @@ does not use are ignored); --out FILE appends a section to FILE (BENCHMARKS.md).
 import argparse
 import multiprocessing
 import os
-import signal
-import statistics
-import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import poold  # noqa: E402  (the package from this source tree)
-
-START_TIMEOUT = 30.0
+from benchlib import BenchError, Run, program_conf, start_poold, stop_poold, timed  # noqa: E402
 
 PROGRAM = '''import poold.worker
 
@@ -47,55 +42,12 @@ def square(x):
     return x * x
 
 
-class BenchError(Exception):
-    pass
-
-
-def start_poold(tmp, poold_bin, workers, procs):
-    """A private poold with the worker program pysquare; (process, socket)."""
-    prog = os.path.join(tmp, "pysquare.py")
+def start(run, poold_bin, workers):
+    """poold with pysquare, the worker program."""
+    prog = os.path.join(run.tmp, "pysquare.py")
     with open(prog, "w") as f:
         f.write(PROGRAM)
-    conf = os.path.join(tmp, "pyclient.conf")
-    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("[function pysquare]\nkind = program\ncommand = %s %s\nenv = PYTHONPATH=%s\n"
-                "preload = yes\n" % (sys.executable, prog, os.path.join(ROOT, "python")))
-    sock = os.path.join(tmp, "pyclient.sock")
-    env = dict(os.environ, TMPDIR=tmp)
-    env.pop("POOLD_SOCKET", None)
-    with open(os.path.join(tmp, "pyclient.log"), "ab") as log:
-        p = subprocess.Popen([poold_bin, "--socket", sock, "--workers", str(workers),
-                              "--config", conf], stdin=subprocess.DEVNULL, stdout=log,
-                             stderr=log, env=env, start_new_session=True)
-    procs.append(p)
-    with open(os.path.join(tmp, "pgids"), "a") as f:
-        f.write("%d\n" % p.pid)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if p.poll() is not None:
-            raise BenchError("poold exited with %s" % p.returncode)
-        try:
-            with poold.Pool(socket=sock, timeout=2) as pool:
-                st = pool.status()
-            if st["pid"] == p.pid and all(s["state"] == "idle" for s in st["slots"]):
-                return p, sock
-        except poold.PooldError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError("poold not ready within %.0f s" % START_TIMEOUT)
-        time.sleep(0.01)
-
-
-def timed(f, reps):
-    """Median and best of reps timed calls of f (after one warm-up call)."""
-    f()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), min(ts)
+    return start_poold(run, poold_bin, workers, "pyclient", program_conf("pysquare", prog))
 
 
 def measure(sock, workers, n, reps):
@@ -136,18 +88,13 @@ def main():
         return 0
     n, reps = (2000, 1) if args.tiny else (1000000, 3)
     w = args.workers
-    procs = []
+    run = Run(args.tmp)
     try:
-        p, sock = start_poold(args.tmp, args.poold, w, procs)
+        p, sock = start(run, args.poold, w)
         t = measure(sock, w, n, reps)
-        p.send_signal(signal.SIGTERM)
-        if p.wait(30) != 0:
-            raise BenchError("poold exited with %d after SIGTERM" % p.returncode)
+        stop_poold(p)
     finally:
-        for q in procs:
-            if q.poll() is None:
-                os.killpg(q.pid, signal.SIGKILL)
-                q.wait()
+        run.kill_all()
     if args.tiny:
         print("pyclient_bench --tiny: row y checked")
         return 0
