@@ -298,7 +298,7 @@ static int fail_if_unavailable(void)
 
 	if (!TAILQ_FIRST(&sv.pending) || !pool_unavailable(why, sizeof(why)))
 		return 0;
-	log_error("%s: failing %s", why, "the requests waiting for a worker");
+	log_error("%s: failing the requests waiting for a worker", why);
 	while ((r = TAILQ_FIRST(&sv.pending)))
 		request_abort(r, PROTO_WORKER_DIED, why);
 	return 1;
@@ -347,7 +347,6 @@ static int bundle(struct request *r, struct task **ts)
 		ts[n++] = u;
 		work += cost * u->count;
 		bytes += u->items.len + 1;
-		u->budget_ms = task_budget_ms(o, u);
 		ts[0]->budget_ms += (uint64_t)(2.0 * cost * u->count / 1e6) + 1;
 		TAILQ_REMOVE(&sv.pending, o, plink);
 		o->in_pending = 0;
