@@ -121,6 +121,41 @@ int confgen_init(struct conf *c)
 	return current ? 0 : -1;
 }
 
+/*
+ * A reload applies the functions. Numeric [poold] options the new file sets
+ * to other values than the file in force are logged: they wait for a restart.
+ */
+static void note_options(const struct conf *was, const struct conf *now)
+{
+	const struct options *o = &was->opt, *n = &now->opt;
+	const struct {
+		const char *key;
+		uint64_t bit;
+		int differs;
+	} opts[] = {
+	    {"workers", CONF_OPT_WORKERS, o->workers != n->workers},
+	    {"timeout_ms", CONF_OPT_TIMEOUT, o->timeout_ms != n->timeout_ms},
+	    {"max_line", CONF_OPT_MAX_LINE, o->max_line != n->max_line},
+	    {"max_items", CONF_OPT_MAX_ITEMS, o->max_items != n->max_items},
+	    {"max_pending_items", CONF_OPT_MAX_PENDING,
+	     o->max_pending_items != n->max_pending_items},
+	    {"max_connections", CONF_OPT_MAX_CONN, o->max_connections != n->max_connections},
+	    {"max_inflight", CONF_OPT_MAX_INFLIGHT, o->max_inflight != n->max_inflight},
+	    {"max_tasks_per_worker", CONF_OPT_MAX_TASKS,
+	     o->max_tasks_per_worker != n->max_tasks_per_worker},
+	    {"stop_timeout", CONF_OPT_STOP_TIMEOUT, o->stop_timeout_s != n->stop_timeout_s},
+	    {"max_memory", CONF_OPT_MAX_MEMORY, o->max_memory != n->max_memory},
+	    {"slow_task_ms", CONF_OPT_SLOW_TASK, o->slow_task_ms != n->slow_task_ms},
+	    {"host_timeout_ms", CONF_OPT_HOST_TIMEOUT, o->host_timeout_ms != n->host_timeout_ms},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if ((now->opt_set & opts[i].bit) && opts[i].differs)
+			log_warn("reload: [poold] %s changed; it takes effect at the next start",
+			         opts[i].key);
+}
+
 int confgen_reload(void)
 {
 	char def[PATH_MAX];
@@ -140,6 +175,7 @@ int confgen_reload(void)
 		          path);
 		return -1;
 	}
+	note_options(&current->c, &c);
 	g = confgen_new(&c);
 	if (!g) {
 		log_error("reload refused: the configuration in force stays");

@@ -71,6 +71,18 @@ def test_reload_bad_config_refused():
         check(d.alive(), "the daemon died")
 
 
+def test_reload_option_waits_for_restart():
+    """A [poold] option changed in the file is named in the log; the daemon keeps its own."""
+    with Daemon(workers=2, config="[poold]\nmax_inflight = 100\n" + UPPER) as d:
+        d.write_config("[poold]\nmax_inflight = 100\nworkers = 3\n" + REV)
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: "rev" in names(d), 20, "rev to be listed after SIGHUP")
+        check("reload: [poold] workers changed; it takes effect at the next start" in d.log(),
+              "the changed option is not logged: %s" % d.log()[-600:])
+        check("max_inflight changed" not in d.log(), "an unchanged option is logged")
+        check_eq(d.status()["workers"], 2, "workers after the reload")
+
+
 def test_reload_keeps_requests_in_flight():
     with Daemon(workers=2, config=NAP) as d, d.client() as c:
         items = ["a", "b", "c", "d", "e", "f"]
