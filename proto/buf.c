@@ -212,17 +212,12 @@ static inline char *digits32_back(char *p, uint32_t u)
  * arithmetic: eight low digits at a time are split off with one 64-bit
  * division (32-bit divisions by constants are the cheaper multiplications).
  */
-int buf_add_int(struct buf *b, int64_t v)
+char *buf_fmt_int(char *p, int64_t v)
 {
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	size_t n = decimal_digits(u) + (v < 0);
-	char *p;
+	char *end = p + decimal_digits(u) + (v < 0);
 
-	if (buf_reserve(b, n) < 0)
-		return -ENOMEM;
-	p = b->data + b->len + n;
-	*p = '\0';
-	b->len += n;
+	p = end;
 	while (u > UINT32_MAX) {
 		uint32_t lo = (uint32_t)(u % 100000000), i;
 
@@ -238,6 +233,15 @@ int buf_add_int(struct buf *b, int64_t v)
 	p = digits32_back(p, (uint32_t)u);
 	if (v < 0)
 		*--p = '-';
+	return end;
+}
+
+int buf_add_int(struct buf *b, int64_t v)
+{
+	if (buf_reserve(b, BUF_INT_MAX) < 0)
+		return -ENOMEM;
+	b->len = (size_t)(buf_fmt_int(b->data + b->len, v) - b->data);
+	b->data[b->len] = '\0';
 	return 0;
 }
 

@@ -28,6 +28,10 @@ size_t buf_utf8_len(const unsigned char *p, const unsigned char *end);
 int buf_add_json_string(struct buf *b, const char *s, size_t n);
 /* Append an integer / a double as JSON (a double always has a '.' or exponent). */
 int buf_add_int(struct buf *b, int64_t v);
+/* Most bytes buf_fmt_int writes: "-9223372036854775808". */
+#define BUF_INT_MAX 20
+/* Write v in decimal at p (no NUL, at most BUF_INT_MAX bytes); returns the end. */
+char *buf_fmt_int(char *p, int64_t v);
 int buf_add_double(struct buf *b, double v);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
