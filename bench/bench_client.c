@@ -26,8 +26,9 @@
 
 static const char usage[] =
     "usage: bench_client COMMAND ...\n"
-    "  map SOCK N REPS              map square over 0..N-1 (text), REPS timed after a warm-up;\n"
-    "                               also this process's CPU (warm-up included)\n"
+    "  map SOCK N REPS              map square over 0..N-1 (pool_map_int64), REPS timed\n"
+    "                               after a warm-up; also this process's CPU (warm-up\n"
+    "                               included)\n"
     "  apply SOCK N WARMUP          N timed one-item applies of square: p50, p99\n"
     "  apply-spin SOCK N WARMUP US  the same with pool_set_spin(US): the client polls\n"
     "                               up to US microseconds before sleeping\n"
@@ -133,25 +134,6 @@ static char *fmt_i64(char *p, int64_t v)
 	return p + n;
 }
 
-/* The JSON array [0,1,...,n-1] in a new buffer; *len its length. */
-static char *ints_array(int64_t n, size_t *len)
-{
-	char *buf = xmalloc((size_t)n * 21 + 3), *p = buf;
-	int64_t i;
-
-	*p++ = '[';
-	for (i = 0; i < n; i++) {
-		p = fmt_i64(p, i);
-		*p++ = ',';
-	}
-	if (n > 0)
-		p--;
-	*p++ = ']';
-	*p = '\0';
-	*len = (size_t)(p - buf);
-	return buf;
-}
-
 static const char *skip_ws(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -242,28 +224,26 @@ static void print_times(const char *key, const double *t, int n)
 	printf("]");
 }
 
-/* One timed map of square over 0..n-1: format, call, parse, then check every result. */
-static double map_once(pool_client *c, int64_t n, int64_t *res)
+/*
+ * One timed map of square over items (0..n-1) through pool_map_int64, then
+ * every result checked; each is overwritten once checked, so a result the
+ * next map fails to write cannot pass as the old one.
+ */
+static double map_once(pool_client *c, const int64_t *items, int64_t n, int64_t *res)
 {
 	struct pool_error e = {0};
 	double t0 = now_s(), t;
-	size_t alen, rlen;
-	char *args = ints_array(n, &alen), *out = NULL;
-	long got;
 	int64_t i;
 
-	if (pool_map_text(c, "square", args, alen, NULL, &out, &rlen, &e) < 0)
+	if (pool_map_int64(c, "square", items, (size_t)n, NULL, res, &e) < 0)
 		die("map square: %s: %s (index %ld)", e.code_name, e.message, e.index);
-	got = parse_ints(out, rlen, res, (size_t)n);
 	t = now_s() - t0;
-	free(args);
-	free(out);
-	if (got != n)
-		die("map square: %ld results for %" PRId64 " items (or not an int array)", got, n);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (res[i] != i * i)
 			die("map square: result %" PRId64 " is %" PRId64 ", want %" PRId64, i,
 			    res[i], i * i);
+		res[i] = -1;
+	}
 	return t;
 }
 
@@ -272,17 +252,24 @@ static int cmd_map(char **argv)
 	pool_client *c = xconnect(argv[0]);
 	int64_t n = arg_num(argv[1], 0, 94906265, "N"); /* (N-1)^2 < 2^53 */
 	int reps = (int)arg_num(argv[2], 1, 1000, "REPS"), i;
-	int64_t *res = xmalloc((size_t)n * sizeof *res);
+	int64_t *items = xmalloc((size_t)n * sizeof *items),
+	        *res = xmalloc((size_t)n * sizeof *res);
 	double warm, *t = xmalloc((size_t)reps * sizeof *t);
+	int64_t k;
 
-	warm = map_once(c, n, res);
+	for (k = 0; k < n; k++) {
+		items[k] = k;
+		res[k] = -1;
+	}
+	warm = map_once(c, items, n, res);
 	for (i = 0; i < reps; i++)
-		t[i] = map_once(c, n, res);
+		t[i] = map_once(c, items, n, res);
 	printf("{\"items\":%" PRId64 ",\"warmup_s\":%.6f,", n, warm);
 	print_times("times_s", t, reps);
 	print_cpu();
 	printf("}\n");
 	pool_close(c);
+	free(items);
 	free(res);
 	free(t);
 	return 0;

@@ -2,6 +2,8 @@
 #include "poolclient.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "buf.h"
 #include "json.h"
 #include "poolconn.h"
+#include "poolints.h"
 
 /* Append the options valid for op ("map" or "apply") and close the line into tail. */
 static void opts_tail(char *tail, size_t n, const struct pool_map_opts *o, int is_map)
@@ -81,7 +84,7 @@ static int call_fn(pool_client *c, int is_map, const char *fn, const char *args,
 	    buf_add_json_string(&c->req, fn, strlen(fn)) < 0 || buf_adds(&c->req, ",\"args\":") < 0)
 		return poolconn_error(err, POOL_ENOMEM, "out of memory");
 	opts_tail(tail, sizeof(tail), opts, is_map);
-	r = poolconn_transact(c, args, len, tail, &rep, err);
+	r = poolconn_transact(c, args, len, tail, &rep, NULL, err);
 	if (r < 0)
 		return r;
 	if (!poolconn_reply_get(&rep, is_map ? "results" : "result", value) ||
@@ -157,6 +160,66 @@ int pool_apply_text(pool_client *c, const char *fn, const char *args_json, size_
 	return span_dup(v, result_json, result_len, err);
 }
 
+/* Fill err about a result of pool_map_int64() that is not an integer within +-2^53. */
+static int not_int64(pool_client *c, size_t i, struct json_span bad, struct pool_error *err)
+{
+	struct pool_error *e = poolconn_errp(c, err);
+	int shown = bad.len > 64 ? 64 : (int)bad.len;
+
+	poolconn_error(e, POOL_EJOB, "result %zu is not an integer within +-2^53: %.*s%s", i, shown,
+	               bad.p, bad.len > 64 ? "..." : "");
+	snprintf(e->code_name, sizeof(e->code_name), "not_an_integer");
+	e->index = i > LONG_MAX ? LONG_MAX : (long)i;
+	return -POOL_EJOB;
+}
+
+/* map on int64s: the request written in place, the reply read as it arrives. */
+int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t n,
+                   const struct pool_map_opts *opts, int64_t *results, struct pool_error *err)
+{
+	struct poolints_reader rd;
+	struct poolconn_reply rep;
+	struct json_span v, bad = {0};
+	char tail[256];
+	size_t i = 0;
+	int r;
+
+	if (!c || !fn || (n && (!items || !results)))
+		return poolconn_error(err, POOL_EINVAL,
+		                      "NULL client, function name, items or results");
+	if (opts && (opts->star || opts->collect))
+		return poolconn_error(err, POOL_EINVAL,
+		                      "pool_map_int64 takes neither star nor collect");
+	if (poolconn_begin(c, "map") < 0 || buf_adds(&c->req, ",\"fn\":") < 0 ||
+	    buf_add_json_string(&c->req, fn, strlen(fn)) < 0 || buf_adds(&c->req, ",\"args\":") < 0)
+		return poolconn_error(err, POOL_ENOMEM, "out of memory");
+	r = poolints_add_array(&c->req, items, n, &i);
+	if (r == -ERANGE) {
+		r = poolconn_error(err, POOL_EINVAL, "item %zu (%" PRId64 ") is beyond +-2^53", i,
+		                   items[i]);
+		if (err)
+			err->index = i > LONG_MAX ? LONG_MAX : (long)i;
+		return r;
+	}
+	if (r < 0)
+		return poolconn_error(err, POOL_ENOMEM, "out of memory");
+	opts_tail(tail, sizeof(tail), opts, 1);
+	poolints_init(&rd, c->cur_id, results, n);
+	r = poolconn_transact(c, "", 0, tail, &rep, &rd, err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	/* a reply of another shape: validated, then its results read element by element */
+	if (!poolconn_reply_get(&rep, "results", &v) || json_type(v) != JSON_ARRAY)
+		return poolconn_error(err, POOL_EPROTO, "reply has no \"results\"");
+	r = poolints_results(v, results, n, &i, &bad);
+	if (r == -POOL_EPROTO)
+		return poolconn_error(err, POOL_EPROTO, "reply has %zu results for %zu items", i,
+		                      n);
+	if (r < 0)
+		return not_int64(c, i, bad, err);
+	return 0;
+}
+
 /* map/apply with cJSON in and out. */
 static int call_cjson(pool_client *c, int is_map, const char *fn, const cJSON *args,
                       const struct pool_map_opts *opts, cJSON **out, struct pool_error *err)
@@ -217,7 +280,7 @@ static int simple_op(pool_client *c, const char *op, const char *key, cJSON **ou
 		return poolconn_error(err, POOL_EINVAL, "NULL client or output");
 	if (poolconn_begin(c, op) < 0)
 		return poolconn_error(err, POOL_ENOMEM, "out of memory");
-	r = poolconn_transact(c, "", 0, "}\n", &rep, err);
+	r = poolconn_transact(c, "", 0, "}\n", &rep, NULL, err);
 	if (r < 0)
 		return r;
 	v = rep.obj;
@@ -276,7 +339,7 @@ int pool_request_raw(pool_client *c, const char *request_json, size_t len, char 
 	for (off = 0; off < c->req.len; off++)
 		if (c->req.data[off] == '\n')
 			c->req.data[off] = ' ';
-	r = poolconn_transact(c, "", 0, "\n", &rep, err);
+	r = poolconn_transact(c, "", 0, "\n", &rep, NULL, err);
 	if (r < 0 && r != -POOL_EREQUEST && r != -POOL_EJOB)
 		return r;
 	return span_dup(rep.obj, reply_json, reply_len, err);

@@ -18,6 +18,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -126,6 +127,23 @@ int pool_map_text(pool_client *c, const char *fn, const char *args_json, size_t 
 int pool_apply_text(pool_client *c, const char *fn, const char *args_json, size_t len,
                     const struct pool_map_opts *opts, char **result_json, size_t *result_len,
                     struct pool_error *err);
+
+/*
+ * pool_map() on integers, the commonest C case: items[0..n) in, results[0..n)
+ * out (the caller's arrays; results may be items), with no JSON for the
+ * caller to write or read and no copy of the reply. Each item must lie within
+ * +-2^53 (JSON's exact integers): else -POOL_EINVAL naming the item, before
+ * anything is sent. Each result must be an integer within +-2^53: a float
+ * (3.0 too), a string, an object or a larger integer fails the call with
+ * -POOL_EJOB, err->code_name "not_an_integer" and err->index its item. As
+ * pool_map() outside collect mode, the first failing item fails the call
+ * (-POOL_EJOB with err->index, the daemon's code and message). opts may be
+ * NULL; star and collect are refused (-POOL_EINVAL): a failed item has no
+ * int64 to stand in its place. Returns 0; on any error the contents of
+ * results are unspecified. items and results may be NULL when n is 0.
+ */
+int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t n,
+                   const struct pool_map_opts *opts, int64_t *results, struct pool_error *err);
 
 /* The whole ping reply: {"id":..,"ok":true,"protocol":1,"version":"..","pid":..}. */
 int pool_ping(pool_client *c, cJSON **reply, struct pool_error *err);

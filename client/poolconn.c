@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "poolints.h"
 
 #define RECV_CHUNK 65536
 #define RBUF_SHRINK (4u << 20)
@@ -369,33 +370,79 @@ int pool_set_spin(pool_client *c, long spin_us, struct pool_error *err)
 }
 
 /*
- * Read the next reply line (newline replaced by NUL) into *line, blocking
- * until (ms, 0 = none: then -POOL_ETIMEDOUT), after polling without sleep for
- * up to c->spin_us.
+ * Wait for more bytes of a reply and receive them, until (ms, 0 = none: then
+ * -POOL_ETIMEDOUT), polling without sleep until spin_until (us, 0 = never).
  */
+static int recv_more(pool_client *c, int64_t spin_until, int64_t until, struct pool_error *err)
+{
+	int spin = spin_until && now_us() < spin_until;
+	int r;
+
+	if (!spin && until) {
+		r = poolconn_wait(c->fd, POLLIN, until, err);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return poolconn_error(err, POOL_ETIMEDOUT,
+			                      "no reply within the deadline (%ld ms); the request "
+			                      "was cancelled",
+			                      c->deadline_ms);
+	}
+	r = poolconn_recv(c, spin ? MSG_DONTWAIT : 0, err);
+	return r < 0 ? r : 0;
+}
+
+/* When a call that may spin stops spinning (us), 0 when it never does. */
+static int64_t spin_end(const pool_client *c)
+{
+	return c->spin_us ? now_us() + c->spin_us : 0;
+}
+
+/* Read the next reply line (newline replaced by NUL) into *line, as recv_more() waits. */
 static int read_line(pool_client *c, struct json_span *line, int64_t until, struct pool_error *err)
 {
-	int64_t spin_until = c->spin_us ? now_us() + c->spin_us : 0;
+	int64_t spin_until = spin_end(c);
 
 	while (!poolconn_take_line(c, line)) {
-		int spin = spin_until && now_us() < spin_until;
-		int r;
+		int r = recv_more(c, spin_until, until, err);
 
-		if (!spin && until) {
-			r = poolconn_wait(c->fd, POLLIN, until, err);
-			if (r < 0)
-				return r;
-			if (r == 0)
-				return poolconn_error(err, POOL_ETIMEDOUT,
-				                      "no reply within the deadline (%ld ms); the "
-				                      "request was cancelled",
-				                      c->deadline_ms);
-		}
-		r = poolconn_recv(c, spin ? MSG_DONTWAIT : 0, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/*
+ * Read the next reply line with the fast reader rd while its bytes arrive: 1
+ * when rd took the whole line (the results are in rd->out), 0 when the line
+ * must be read the general way (read_line() then finds it; the bytes rd
+ * passed are not searched for the newline again), or an error.
+ */
+static int read_fast(pool_client *c, struct poolints_reader *rd, int64_t until,
+                     struct pool_error *err)
+{
+	int64_t spin_until = spin_end(c);
+
+	poolints_restart(rd);
+	for (;;) {
+		size_t avail = c->rbuf.len - c->rpos;
+		int r = avail ? poolints_feed(rd, c->rbuf.data + c->rpos, avail) : POOLINTS_MORE;
+
+		if (r == POOLINTS_DONE) {
+			c->last_line = rd->off - 1;
+			c->rpos += rd->off;
+			c->scanned = 0;
+			return 1;
+		}
+		if (r == POOLINTS_SLOW) {
+			if (rd->off > c->scanned)
+				c->scanned = rd->off;
+			return 0;
+		}
+		r = recv_more(c, spin_until, until, err);
+		if (r < 0)
+			return r;
+	}
 }
 
 /* Look up member key of a validated object. */
@@ -497,15 +544,22 @@ int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, stru
 	return 0;
 }
 
-/* Read replies until the one for the request in flight; ok:false becomes an error. */
-static int wait_reply(pool_client *c, struct poolconn_reply *rep, int64_t until,
-                      struct pool_error *err)
+/*
+ * Read replies until the one for the request in flight (through fast when not
+ * NULL: 1 when it took the reply); ok:false becomes an error.
+ */
+static int wait_reply(pool_client *c, struct poolconn_reply *rep, struct poolints_reader *fast,
+                      int64_t until, struct pool_error *err)
 {
 	struct json_span line = {0}, id, eo;
 	int r;
 
 	for (;;) {
-		r = read_line(c, &line, until, err);
+		r = fast ? read_fast(c, fast, until, err) : 0;
+		if (r == 0)
+			r = read_line(c, &line, until, err);
+		else if (r == 1)
+			return 1;
 		if (r == -POOL_ETIMEDOUT)
 			poolconn_send_cancel(c, c->cur_id);
 		if (r < 0)
@@ -563,9 +617,11 @@ int poolconn_check_array(struct buf *scratch, const char **args, size_t *len, si
 	return 0;
 }
 
-/* Start a request line in c->req with the next id. */
+/* Start a request line in c->req with the next id (a huge buffer goes once requests are small). */
 int poolconn_begin(pool_client *c, const char *op)
 {
+	if (c->req.cap > RBUF_SHRINK && c->req.len < c->req.cap / 8)
+		buf_free(&c->req);
 	buf_reset(&c->req);
 	c->cur_id = c->next_id++;
 	if (!op)
@@ -575,7 +631,8 @@ int poolconn_begin(pool_client *c, const char *op)
 
 /* Send head + body + tail as one request line and wait for its reply. */
 int poolconn_transact(pool_client *c, const char *body, size_t body_len, const char *tail,
-                      struct poolconn_reply *rep, struct pool_error *err)
+                      struct poolconn_reply *rep, struct poolints_reader *fast,
+                      struct pool_error *err)
 {
 	struct iovec iov[3] = {
 	    {.iov_base = c->req.data, .iov_len = c->req.len},
@@ -594,7 +651,7 @@ int poolconn_transact(pool_client *c, const char *body, size_t body_len, const c
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The daemon may have answered before closing: prefer its reason. */
 		c->broken = 1;
-		return wait_reply(c, rep, 0, err);
+		return wait_reply(c, rep, fast, 0, err);
 	}
 	if (r == -ETIMEDOUT) {
 		if (sent) {
@@ -611,5 +668,5 @@ int poolconn_transact(pool_client *c, const char *body, size_t body_len, const c
 		c->broken = 1;
 		return poolconn_error(err, POOL_EIO, "write: %s", strerror(-r));
 	}
-	return wait_reply(c, rep, until, err);
+	return wait_reply(c, rep, fast, until, err);
 }

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "json.h"
 #include "poolclient.h"
+#include "poolints.h"
 
 struct pool_client {
 	int fd;
@@ -127,7 +128,10 @@ int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, stru
 int poolconn_begin(pool_client *c, const char *op);
 /*
  * Send c->req + body + tail as one request line and wait for its reply; an
- * ok:false reply becomes -POOL_EREQUEST or -POOL_EJOB with err filled.
+ * ok:false reply becomes -POOL_EREQUEST or -POOL_EJOB with err filled. With
+ * fast (else NULL), the reply is offered to the fast reader first as it
+ * arrives: 1 when the reader took it (rep is not set), 0 when rep holds it.
  */
 int poolconn_transact(pool_client *c, const char *body, size_t body_len, const char *tail,
-                      struct poolconn_reply *rep, struct pool_error *err);
+                      struct poolconn_reply *rep, struct poolints_reader *fast,
+                      struct pool_error *err);

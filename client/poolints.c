@@ -1,0 +1,271 @@
+/* poolints.c - libpoolclient's integer path: a map of int64s written and read without copies */
+#include "poolints.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "poolclient.h"
+
+/* Items written per reservation: what an array over-reserves stays small. */
+#define ADD_BLOCK 4096
+
+/*
+ * The eight-bytes-at-a-time element reader needs a little-endian machine;
+ * POOLINTS_SCALAR forces the byte loop everywhere (the unit tests build both).
+ */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(POOLINTS_SCALAR)
+#define POOLINTS_SWAR 1
+#else
+#define POOLINTS_SWAR 0
+#endif
+
+/* Bytes from an element's start that the eight-byte reader may look at: '-', 16 digits, 1. */
+#define FAST_SPAN 18
+
+enum { ST_HEAD, ST_FIRST, ST_ELEM, ST_TAIL };
+
+int poolints_add_array(struct buf *b, const int64_t *items, size_t n, size_t *bad)
+{
+	size_t i = 0;
+
+	if (buf_addc(b, '[') < 0)
+		return -ENOMEM;
+	while (i < n) {
+		size_t k = n - i < ADD_BLOCK ? n - i : ADD_BLOCK;
+		char *p;
+
+		if (buf_reserve(b, k * (BUF_INT_MAX + 1)) < 0)
+			return -ENOMEM;
+		p = b->data + b->len;
+		for (; k > 0; k--, i++) {
+			int64_t v = items[i];
+
+			/* one comparison: v + 2^53 within [0, 2^54] */
+			if ((uint64_t)v + (uint64_t)JSON_INT_MAX > 2 * (uint64_t)JSON_INT_MAX) {
+				*bad = i;
+				return -ERANGE;
+			}
+			p = buf_fmt_int(p, v);
+			*p++ = ',';
+		}
+		b->len = (size_t)(p - b->data);
+	}
+	if (n > 0)
+		b->len--; /* the last comma */
+	return buf_addc(b, ']') < 0 ? -ENOMEM : 0;
+}
+
+void poolints_restart(struct poolints_reader *r)
+{
+	r->got = 0;
+	r->off = 0;
+	r->state = ST_HEAD;
+}
+
+void poolints_init(struct poolints_reader *r, int64_t id, int64_t *out, size_t n)
+{
+	r->out = out;
+	r->n = n;
+	r->headlen = (size_t)snprintf(r->head, sizeof(r->head),
+	                              "{\"id\":%" PRId64 ",\"ok\":true,\"results\":[", id);
+	poolints_restart(r);
+}
+
+static inline int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * The integer element at p, read a byte at a time up to end: 1 with *v and
+ * *q (the ',' or ']' after it) set; 0 when the bytes end first; -1 when it is
+ * not an integer literal within +-2^53 followed by ',' or ']'.
+ */
+static int elem_scalar(const char *p, const char *end, int64_t *v, const char **q)
+{
+	const char *d;
+	uint64_t u = 0;
+	int neg = p < end && *p == '-';
+
+	p += neg;
+	for (d = p; p < end && is_digit(*p); p++) {
+		if (p - d == 16)
+			return -1; /* a 17th digit: beyond 2^53 (no leading zeros) */
+		u = u * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == end)
+		return 0;
+	if (p == d || (*d == '0' && p - d > 1) || u > (uint64_t)JSON_INT_MAX ||
+	    (*p != ',' && *p != ']'))
+		return -1;
+	*v = neg ? -(int64_t)u : (int64_t)u;
+	*q = p;
+	return 1;
+}
+
+#if POOLINTS_SWAR
+static const uint64_t powers10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* Eight bytes at p minus '0' each: a digit becomes its value 0..9. */
+static inline uint64_t load_digits(const char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return w - 0x3030303030303030ULL;
+}
+
+/*
+ * The high bit of each byte of x (from load_digits) that was not a digit. A
+ * borrow or carry only reaches the bytes after a non-digit, so the lowest
+ * flagged byte is the first non-digit (as json.c's skip_digits).
+ */
+static inline uint64_t non_digits(uint64_t x)
+{
+	return (x | (x + 0x7676767676767676ULL)) & 0x8080808080808080ULL;
+}
+
+/* The number whose eight digit values are the bytes of x, the first in the lowest byte. */
+static inline uint64_t digits8(uint64_t x)
+{
+	x = (x * 2561) >> 8;                                            /* pairs */
+	x = ((x & 0x00ff00ff00ff00ffULL) * 6553601) >> 16;              /* quads */
+	return ((x & 0x0000ffff0000ffffULL) * 42949672960001ULL) >> 32; /* eight */
+}
+
+/*
+ * elem_scalar() when at least FAST_SPAN bytes are there: the digits eight at
+ * a time, their value in three multiplications each. Never returns 0.
+ */
+static inline int elem_fast(const char *p, int64_t *v, const char **q)
+{
+	int neg = *p == '-';
+	uint64_t x, m, u;
+	unsigned len;
+
+	p += neg;
+	x = load_digits(p);
+	m = non_digits(x);
+	if (m & 0xff)
+		return -1; /* no digit at all */
+	if (m) {
+		len = (unsigned)__builtin_ctzll(m) >> 3; /* 1..7 */
+		u = digits8(x << (64 - 8 * len));
+	} else {
+		uint64_t x2 = load_digits(p + 8), m2 = non_digits(x2);
+		unsigned len2 = m2 ? (unsigned)__builtin_ctzll(m2) >> 3 : 8;
+
+		if (len2 == 8 && is_digit(p[16]))
+			return -1; /* a 17th digit */
+		u = digits8(x);
+		if (len2)
+			u = u * powers10[len2] + digits8(x2 << (64 - 8 * len2));
+		len = 8 + len2;
+	}
+	if ((len > 1 && p[0] == '0') || u > (uint64_t)JSON_INT_MAX ||
+	    (p[len] != ',' && p[len] != ']'))
+		return -1;
+	*v = neg ? -(int64_t)u : (int64_t)u;
+	*q = p + len;
+	return 1;
+}
+#endif
+
+/* The next element at p (ends at end): as elem_scalar(). */
+static inline int elem_next(const char *p, const char *end, int64_t *v, const char **q)
+{
+#if POOLINTS_SWAR
+	if (end - p >= FAST_SPAN)
+		return elem_fast(p, v, q);
+#endif
+	return elem_scalar(p, end, v, q);
+}
+
+/* Read elements from p on; returns the verdict so far, r->off and r->got updated. */
+static int feed_elems(struct poolints_reader *r, const char *line, const char *p, const char *end)
+{
+	int64_t *out = r->out;
+	size_t got = r->got, n = r->n;
+	const char *q = p;
+	int64_t v;
+	int k;
+
+	for (;;) {
+		k = elem_next(p, end, &v, &q);
+		if (k <= 0 || got == n)
+			break;
+		out[got++] = v;
+		p = q + 1;
+		if (*q == ']') {
+			r->state = ST_TAIL;
+			break;
+		}
+	}
+	r->got = got;
+	r->off = (size_t)(p - line);
+	if (r->state == ST_ELEM)
+		return k == 0 ? POOLINTS_MORE : POOLINTS_SLOW;
+	return POOLINTS_MORE;
+}
+
+int poolints_feed(struct poolints_reader *r, const char *line, size_t avail)
+{
+	const char *p, *end = line + avail;
+
+	if (avail == 0)
+		return POOLINTS_MORE;
+	if (r->state == ST_HEAD) {
+		if (memcmp(line, r->head, avail < r->headlen ? avail : r->headlen) != 0)
+			return POOLINTS_SLOW;
+		if (avail < r->headlen)
+			return POOLINTS_MORE;
+		r->off = r->headlen;
+		r->state = ST_FIRST;
+	}
+	p = line + r->off;
+	if (r->state == ST_FIRST) {
+		if (p == end)
+			return POOLINTS_MORE;
+		if (*p == ']') {
+			r->off++;
+			r->state = ST_TAIL;
+		} else {
+			r->state = ST_ELEM;
+		}
+	}
+	if (r->state == ST_ELEM && feed_elems(r, line, p, end) == POOLINTS_SLOW)
+		return POOLINTS_SLOW;
+	if (r->state != ST_TAIL)
+		return POOLINTS_MORE;
+	/* after the array: exactly "}\n", and every result there */
+	p = line + r->off;
+	if (r->got != r->n || (p < end && *p != '}') || (end - p >= 2 && p[1] != '\n'))
+		return POOLINTS_SLOW;
+	if (end - p < 2)
+		return POOLINTS_MORE;
+	r->off += 2;
+	return POOLINTS_DONE;
+}
+
+int poolints_results(struct json_span results, int64_t *out, size_t n, size_t *index,
+                     struct json_span *bad)
+{
+	size_t count = json_array_count(results), i;
+	struct json_iter it;
+	struct json_span e;
+
+	if (count != n) {
+		*index = count;
+		return -POOL_EPROTO;
+	}
+	json_iter_init(&it, results);
+	for (i = 0; json_array_next(&it, &e); i++)
+		if (json_int(e, &out[i]) < 0) {
+			*index = i;
+			*bad = e;
+			return -POOL_EJOB;
+		}
+	return 0;
+}
