@@ -41,6 +41,29 @@ static int fn_cube(struct poold_call *c)
 	return power(c, 3);
 }
 
+/* The integer forms of square and cube: beyond 2^53 the general form answers out_of_range. */
+static int int_power(int64_t x, int n, int64_t *result)
+{
+	int64_t r = x;
+	int i;
+
+	for (i = 1; i < n; i++)
+		if (__builtin_mul_overflow(r, x, &r))
+			return -1;
+	*result = r;
+	return r > POOLD_INT_MAX || r < -POOLD_INT_MAX;
+}
+
+static int int_square(int64_t x, int64_t *result)
+{
+	return int_power(x, 2, result);
+}
+
+static int int_cube(int64_t x, int64_t *result)
+{
+	return int_power(x, 3, result);
+}
+
 static int fn_cbrt(struct poold_call *c)
 {
 	double d;
@@ -187,6 +210,12 @@ static const struct poold_function functions[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct poold_int_form int_forms[] = {
+    {"square", int_square},
+    {"cube", int_cube},
+    {NULL, NULL},
+};
+
 const struct poold_module fn_std_module = {POOLD_MODULE_MAGIC,
                                            POOLD_MODULE_ABI_MAJOR,
                                            POOLD_MODULE_ABI_MINOR,
@@ -195,4 +224,5 @@ const struct poold_module fn_std_module = {POOLD_MODULE_MAGIC,
                                            POOLD_VERSION,
                                            functions,
                                            NULL,
-                                           NULL};
+                                           NULL,
+                                           int_forms};

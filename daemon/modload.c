@@ -22,6 +22,9 @@ struct loaded {
 
 static struct loaded *loaded;
 
+/* The descriptor's size in ABI 1.0, the least accepted: everything before int_forms. */
+#define SIZE_1_0 offsetof(struct poold_module, int_forms)
+
 const struct poold_module *modload_builtin_module(void)
 {
 	return &fn_std_module;
@@ -53,6 +56,33 @@ static size_t symbol_size(const void *sym)
 	return (size_t)es->st_size;
 }
 
+/* The module's integer forms: NULL for a module built for ABI 1.0 (its descriptor ends before). */
+static const struct poold_int_form *int_forms(const struct poold_module *m)
+{
+	return m->size >= SIZE_1_0 + sizeof(m->int_forms) ? m->int_forms : NULL;
+}
+
+/* Each integer form names a function of the table and has its pointer. */
+static int check_int_forms(const char *path, const struct poold_module *m, char *err, size_t n)
+{
+	const struct poold_int_form *g = int_forms(m);
+	size_t i;
+
+	for (i = 0; g && g->name; g++, i++) {
+		if (i == MAX_FUNCTIONS)
+			return snprintf(err, n,
+			                "%s: more than %d integer forms (no NULL name at the end?)",
+			                path, MAX_FUNCTIONS),
+			       -1;
+		if (!g->fn || !find(m, g->name, strlen(g->name)))
+			return snprintf(err, n, "%s: integer form %s: %s", path, g->name,
+			                !g->fn ? "no function pointer"
+			                       : "names no function of the table"),
+			       -1;
+	}
+	return 0;
+}
+
 /* Check the descriptor: magic, ABI, size, a well-formed function table. */
 static int check_module(const char *path, const struct poold_module *m, char *err, size_t n)
 {
@@ -76,12 +106,12 @@ static int check_module(const char *path, const struct poold_module *m, char *er
 		                m->abi_major, m->abi_minor, POOLD_MODULE_ABI_MAJOR,
 		                POOLD_MODULE_ABI_MAJOR, POOLD_MODULE_ABI_MINOR),
 		       -1;
-	if (m->size < sizeof(*m) || (have && have < sizeof(*m)))
+	if (m->size < SIZE_1_0 || (have && have < SIZE_1_0) || (have && have < m->size))
 		return snprintf(err, n,
 		                "%s: poold_module is %u bytes (ABI %u.%u), this poold (ABI %u.%u) "
 		                "needs at least %zu",
 		                path, m->size, m->abi_major, m->abi_minor, POOLD_MODULE_ABI_MAJOR,
-		                POOLD_MODULE_ABI_MINOR, sizeof(*m)),
+		                POOLD_MODULE_ABI_MINOR, SIZE_1_0),
 		       -1;
 	if (!m->name || !m->version || !m->functions)
 		return snprintf(err, n, "%s: poold_module lacks its %s", path,
@@ -103,7 +133,7 @@ static int check_module(const char *path, const struct poold_module *m, char *er
 			                         "0 <= min_args <= max_args <= 16"),
 			       -1;
 	}
-	return 0;
+	return check_int_forms(path, m, err, n);
 }
 
 /* dlopen path once per process, check it, run its init. NULL with err on failure. */
@@ -204,6 +234,28 @@ const struct poold_function *modload_function(struct fn_entry *e, char *err, siz
 	if (!e->description && f->doc)
 		e->description = strdup(f->doc);
 	return f;
+}
+
+poold_int_fn modload_int_form(const struct poold_function *f)
+{
+	const struct poold_module *m = NULL;
+	const struct poold_int_form *g;
+	const struct poold_function *t;
+	struct loaded *l;
+
+	for (t = fn_std_module.functions; t->name && !m; t++)
+		if (t == f)
+			m = &fn_std_module;
+	for (l = loaded; l && !m; l = l->next)
+		for (t = l->mod->functions; t->name && !m; t++)
+			if (t == f)
+				m = l->mod;
+	if (!m)
+		return NULL;
+	for (g = int_forms(m); g && g->name; g++)
+		if (strcmp(g->name, f->name) == 0)
+			return g->fn;
+	return NULL;
 }
 
 void modload_fini_all(void)

@@ -19,5 +19,7 @@ const struct poold_function *modload_function(struct fn_entry *e, char *err, siz
 const struct poold_function *modload_builtin(const char *name, size_t len);
 /* The built-in module (its table lists every built-in function). */
 const struct poold_module *modload_builtin_module(void);
+/* The integer form of f (a function modload_function or modload_builtin gave), NULL when none. */
+poold_int_fn modload_int_form(const struct poold_function *f);
 /* Run every loaded module's fini hook (worker exit). */
 void modload_fini_all(void);

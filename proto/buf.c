@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digits.h"
+
 void (*buf_on_oom)(size_t n);
 
 int buf_reserve(struct buf *b, size_t n)
@@ -208,15 +210,33 @@ static inline char *digits32_back(char *p, uint32_t u)
 }
 
 /*
- * Written in place from its last digit, two digits per division, in 32-bit
- * arithmetic: eight low digits at a time are split off with one 64-bit
- * division (32-bit divisions by constants are the cheaper multiplications).
+ * Up to 16 digits go eight at a time (digits.h): the first word is shifted so
+ * that only its significant digits land at p, the second ends at the end.
+ * Longer values (beyond 2^53: never a result poold sends) are written from
+ * their last digit, two digits per division, in 32-bit arithmetic.
  */
 char *buf_fmt_int(char *p, int64_t v)
 {
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	char *end = p + decimal_digits(u) + (v < 0);
+	size_t n = decimal_digits(u);
+	char *end;
+	uint64_t w;
 
+	if (v < 0)
+		*p++ = '-';
+	end = p + n;
+	if (DIGITS_SWAR && n <= 8) {
+		w = digits_text8((uint32_t)u) >> (8 * (8 - n));
+		memcpy(p, &w, 8);
+		return end;
+	}
+	if (DIGITS_SWAR && n <= 16) {
+		w = digits_text8((uint32_t)(u / 100000000)) >> (8 * (16 - n));
+		memcpy(p, &w, 8);
+		w = digits_text8((uint32_t)(u % 100000000));
+		memcpy(end - 8, &w, 8);
+		return end;
+	}
 	p = end;
 	while (u > UINT32_MAX) {
 		uint32_t lo = (uint32_t)(u % 100000000), i;
@@ -230,9 +250,7 @@ char *buf_fmt_int(char *p, int64_t v)
 			*--p = digit_pairs[d];
 		}
 	}
-	p = digits32_back(p, (uint32_t)u);
-	if (v < 0)
-		*--p = '-';
+	digits32_back(p, (uint32_t)u);
 	return end;
 }
 

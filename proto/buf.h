@@ -30,7 +30,10 @@ int buf_add_json_string(struct buf *b, const char *s, size_t n);
 int buf_add_int(struct buf *b, int64_t v);
 /* Most bytes buf_fmt_int writes: "-9223372036854775808". */
 #define BUF_INT_MAX 20
-/* Write v in decimal at p (no NUL, at most BUF_INT_MAX bytes); returns the end. */
+/*
+ * Write v in decimal at p (no NUL); returns the end. It may store into any of
+ * the BUF_INT_MAX bytes from p, past the end it returns too: keep them free.
+ */
 char *buf_fmt_int(char *p, int64_t v);
 int buf_add_double(struct buf *b, double v);
 void buf_reset(struct buf *b);

@@ -15,6 +15,7 @@
  * incompatibly; poold refuses a module built for another major. The minor
  * grows when something is added (new calls, fields appended to struct
  * poold_module); a module built for an older minor of the same major loads.
+ * 1.1 added integer forms (int_forms, POOLD_MODULE_DEFINE_INT).
  */
 #pragma once
 
@@ -27,7 +28,10 @@ extern "C" {
 
 #define POOLD_MODULE_MAGIC 0x31444f4d4c4f4f50ull /* "POOLMOD1" little-endian */
 #define POOLD_MODULE_ABI_MAJOR 1
-#define POOLD_MODULE_ABI_MINOR 0
+#define POOLD_MODULE_ABI_MINOR 1
+
+/* The largest integer poold reads or writes exactly: 2^53. */
+#define POOLD_INT_MAX 9007199254740992LL
 
 /* Most arguments a function can take (max_args of a table entry). */
 #define POOLD_MAX_ARGS 16
@@ -46,6 +50,24 @@ struct poold_function {
 	poold_fn fn;
 };
 
+/*
+ * An integer form (ABI 1.1): a faster way into a function of the table for
+ * its commonest item, one integer. For an item of a map (not of a starmap or
+ * an apply) that is an integer literal within +-2^53 written without spaces,
+ * poold may call fn(x, &result) instead of the function. It returns 0 with
+ * *result set, which must be within +-2^53 and the value the function would
+ * append for x; or non-zero, and the function is called for that item as
+ * usual (to fail it with a message, say). It gets no struct poold_call: it
+ * cannot fail an item, append anything but one integer, or read the attempt
+ * or the name.
+ */
+typedef int (*poold_int_fn)(int64_t x, int64_t *result);
+
+struct poold_int_form {
+	const char *name; /* the name of a function of the table; NULL ends the list */
+	poold_int_fn fn;
+};
+
 struct poold_module {
 	uint64_t magic;     /* POOLD_MODULE_MAGIC */
 	uint16_t abi_major; /* POOLD_MODULE_ABI_MAJOR as the module was compiled */
@@ -62,6 +84,8 @@ struct poold_module {
 	int (*init)(char *err, size_t errlen);
 	/* Run once when the worker exits cleanly (may be NULL). */
 	void (*fini)(void);
+	/* ABI 1.1: integer forms of some functions of the table (may be NULL). */
+	const struct poold_int_form *int_forms;
 };
 
 #if defined(__GNUC__)
@@ -81,7 +105,22 @@ struct poold_module {
 	                                          (version_),                                      \
 	                                          (functions_),                                    \
 	                                          (init_),                                         \
-	                                          (fini_)}
+	                                          (fini_),                                         \
+	                                          NULL}
+
+/* POOLD_MODULE_DEFINE with a table of integer forms (NULL name at its end). */
+#define POOLD_MODULE_DEFINE_INT(name_, version_, functions_, init_, fini_, int_forms_)             \
+	POOLD_EXPORT extern const struct poold_module poold_module;                                \
+	const struct poold_module poold_module = {POOLD_MODULE_MAGIC,                              \
+	                                          POOLD_MODULE_ABI_MAJOR,                          \
+	                                          POOLD_MODULE_ABI_MINOR,                          \
+	                                          sizeof(struct poold_module),                     \
+	                                          (name_),                                         \
+	                                          (version_),                                      \
+	                                          (functions_),                                    \
+	                                          (init_),                                         \
+	                                          (fini_),                                         \
+	                                          (int_forms_)}
 
 /* The types of JSON values. */
 enum poold_type {

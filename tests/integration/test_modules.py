@@ -196,6 +196,83 @@ def test_crash_costs_a_worker():
             check(d.alive(), "the daemon survived")
 
 
+def test_int_forms():
+    """An integer form answers plain integers of a map; the function everything else."""
+    with Conf() as cf:
+        so = cf.module("intforms")
+        cf.write(fn("halve", so) + fn("path", so) + fn("big", so))
+        with Daemon(workers=2, args=["--config", cf.path]) as d, d.client() as c:
+            # path: 10x+1 from the form, 10x+2 from the function
+            line = ('{"id":1,"op":"map","fn":"path","args":[1,-2,0,-0, 3 ,4,'
+                    '123456789012345,1000000000000000,1e2,5],"chunksize":3,"on_error":"collect"}\n')
+            c.send_raw(line.encode())
+            check_eq(c.recv_id(1).get("results"),
+                     [11, -19, 1, 1, 32, 41, 1234567890123451,
+                      {"error": {"code": "out_of_range", "message": "integer result beyond 2^53"}},
+                      {"error": {"code": "type_error",
+                                 "message": "argument 1 must be an integer, not 1e2"}}, 51],
+                     "form for plain integers of up to 15 digits, else the function")
+            r = c.call({"op": "map", "fn": "path", "args": [[1], [2]], "star": True})
+            check_results(r, [12, 22], "starmap always calls the function")
+            r = c.call({"op": "apply", "fn": "path", "args": [3]})
+            check_eq(r.get("result"), 32, "apply always calls the function")
+            items = list(range(-50000, 50000, 7))
+            r = c.call({"op": "map", "fn": "path", "args": items})
+            check_results(r, [10 * x + 1 for x in items], "a big map through the form")
+            # halve: the form declines odd numbers, the function fails them
+            r = c.call({"op": "map", "fn": "halve", "args": [4, 3, -6, -1, 0],
+                        "on_error": "collect"})
+            check(r.get("ok") is True, "halve: %s" % r)
+            check_eq(r["results"][0::2], [2, -3, 0], "halve: even items")
+            check_eq(r["failed"], [1, 3], "halve: odd items failed")
+            check_eq(r["results"][1]["error"],
+                     {"code": "function_error", "message": "3 is odd"},
+                     "the function's message for an item the form declined")
+            # a result beyond 2^53 from the form is not trusted: the function answers
+            r = c.call({"op": "map", "fn": "big", "args": [1, 2]})
+            check_results(r, [7, 7], "a form's result beyond 2^53 goes to the function")
+
+
+def test_builtin_int_forms():
+    """square and cube through their integer forms give what the general path gave."""
+    lim = 2 ** 53
+    items = [0, 1, -1, 2, 94906265, -94906265, 94906266, 208063, -208064, 10 ** 14,
+             999999999999999, -999999999999999, lim, -lim]
+    items += list(range(-3000, 3000, 13)) + [12345678, 87654321, 99999999, 100000000]
+    with Daemon(workers=2) as d, d.client() as c:
+        for name, k in (("square", 2), ("cube", 3)):
+            r = c.call({"op": "map", "fn": name, "args": items, "on_error": "collect",
+                        "chunksize": 7})
+            check(r.get("ok") is True, "%s: %s" % (name, r))
+            for x, got in zip(items, r["results"]):
+                want = x ** k
+                if abs(want) > lim:
+                    check_eq(got, {"error": {"code": "out_of_range",
+                                             "message": "integer result beyond 2^53"}},
+                             "%s(%d)" % (name, x))
+                else:
+                    check(type(got) is int and got == want,
+                          "%s(%d) = %r, want %d" % (name, x, got, want))
+        # the same values written with spaces, exponents and fractions take the general path
+        c.send_raw(b'{"id":7,"op":"map","fn":"square","args":[ 3 ,-0,1e2,1.5,-2.0E1,4]}\n')
+        check_results(c.recv_id(7), [9, 0, 10000.0, 2.25, 400.0, 16], "mixed literals")
+    # results bigger than a worker's message (--max-line + 64 KiB): the form stops at the
+    # limit and the items left go to later tasks
+    with Daemon(workers=2, args=["--max-line", "131072"]) as d, d.client() as c:
+        items = list(range(90000000, 90014000))
+        r = c.call({"op": "map", "fn": "square", "args": items, "chunksize": len(items)})
+        check_results(r, [x * x for x in items], "results twice the size of the arguments")
+
+
+def test_abi_1_0_module_loads():
+    with Conf() as cf:
+        so = cf.module("abi10")
+        cf.write(fn("twice", so))
+        with Daemon(workers=1, args=["--config", cf.path]) as d, d.client() as c:
+            check_results(c.call({"op": "map", "fn": "twice", "args": [1, -4, 21]}), [2, -8, 42],
+                          "a module built for ABI 1.0")
+
+
 def fini_pids(d):
     return set(int(p) for p in re.findall(r"apitest: fini in pid (\d+)", d.log()))
 
@@ -242,6 +319,7 @@ BROKEN = [
     ("bad_abi", None, "module ABI 2.0, this poold speaks 1.x"),
     ("bad_magic", None, "poold_module has the wrong magic"),
     ("bad_size", None, "poold_module is 16 bytes"),
+    ("bad_int_form", None, "integer form g: names no function of the table"),
     ("no_symbol", None, "no symbol poold_module"),
     ("init_fail", None, "init of module init_fail failed: cannot open /nonexistent/model.bin"),
     ("apitest", "nope", "has no function nope (it has: hexbytes, types"),

@@ -11,5 +11,13 @@ static const struct poold_function functions[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-POOLD_EXPORT const struct poold_module poold_module = {
-    POOLD_MODULE_MAGIC, 2, 0, sizeof(struct poold_module), "bad_abi", "1.0", functions, NULL, NULL};
+POOLD_EXPORT const struct poold_module poold_module = {POOLD_MODULE_MAGIC,
+                                                       2,
+                                                       0,
+                                                       sizeof(struct poold_module),
+                                                       "bad_abi",
+                                                       "1.0",
+                                                       functions,
+                                                       NULL,
+                                                       NULL,
+                                                       NULL};

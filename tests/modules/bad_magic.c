@@ -9,4 +9,5 @@ POOLD_EXPORT const struct poold_module poold_module = {0x1234,
                                                        "1.0",
                                                        NULL,
                                                        NULL,
+                                                       NULL,
                                                        NULL};

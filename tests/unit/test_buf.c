@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "digits.h"
 #include "json.h"
 
 /* 1 when the n bytes at p are exactly one valid JSON value. */
@@ -174,6 +175,91 @@ static void test_buf_int(void)
 	}
 }
 
+/* A reproducible 64-bit generator (splitmix64). */
+static uint64_t next_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/*
+ * buf_fmt_int against printf on random values of every length, written one
+ * after the other: what it stores past its end never reaches back.
+ */
+static void test_buf_fmt_int(void)
+{
+	char out[64 * 24], want[64 * 24];
+	uint64_t seed = 42;
+	int round, i;
+
+	for (round = 0; round < 20000; round++) {
+		char *p = out;
+		size_t wl = 0;
+
+		for (i = 0; i < 64; i++) {
+			uint64_t r = next_rand(&seed);
+			int64_t v = (int64_t)(r >> (r % 64));
+
+			if (r & 1)
+				v = -v;
+			if (i == 0 && round == 0)
+				v = INT64_MIN;
+			p = buf_fmt_int(p, v);
+			*p++ = ',';
+			wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%lld,", (long long)v);
+		}
+		check_count++;
+		if ((size_t)(p - out) != wl || memcmp(out, want, wl) != 0) {
+			check_fail(__FILE__, __LINE__, "buf_fmt_int round %d: %.*s, expected %.*s",
+			           round, (int)(p - out), out, (int)wl, want);
+			return;
+		}
+	}
+}
+
+/* digits.h: counting, reading and writing eight digits, against byte-by-byte loops. */
+static void test_digits(void)
+{
+	uint64_t seed = 7;
+	int round;
+
+	for (round = 0; round < 200000; round++) {
+		uint64_t r = next_rand(&seed);
+		char text[8];
+		unsigned n = 0, k, want_n;
+		uint32_t want_v = 0;
+
+		/* mostly digits, sometimes any byte, at a random place */
+		for (k = 0; k < 8; k++)
+			text[k] = (char)('0' + (r >> (4 * k)) % 10);
+		if (r >> 60)
+			text[(r >> 32) % 8] = (char)(r >> 40);
+		for (want_n = 0; want_n < 8 && text[want_n] >= '0' && text[want_n] <= '9'; want_n++)
+			want_v = want_v * 10 + (uint32_t)(text[want_n] - '0');
+		n = digits_count8(digits_load8(text));
+		CHECK(n == want_n);
+		if (n > 0 && n == want_n)
+			CHECK(digits_value8(digits_load8(text), n) == want_v);
+	}
+	for (round = 0; round < 200000; round++) {
+		uint32_t v = (uint32_t)(next_rand(&seed) % 100000000);
+		char want[16];
+		uint64_t w;
+
+		if (round < 1000)
+			v = (uint32_t)round * (round % 2 ? 99991u : 1u);
+		w = digits_text8(v);
+		snprintf(want, sizeof(want), "%08u", (unsigned)v);
+		check_count++;
+		if (memcmp(&w, want, 8) != 0)
+			check_fail(__FILE__, __LINE__, "digits_text8(%u) = %.8s", (unsigned)v,
+			           (const char *)&w);
+	}
+}
+
 /* buf_add_json_string over n bytes of s must give exactly want. */
 static void expect_jstr(const char *file, int line, const char *s, size_t n, const char *want)
 {
@@ -288,6 +374,9 @@ int main(void)
 {
 	test_buf_double();
 	test_buf_int();
+	if (DIGITS_SWAR)
+		test_digits();
+	test_buf_fmt_int();
 	test_buf_json_string();
 	test_buf_misc();
 	return check_exit("test_buf");
