@@ -157,9 +157,7 @@ static inline int elem_fast(const char *p, int64_t *v, const char **q)
 		uint64_t x2 = load_digits(p + 8), m2 = non_digits(x2);
 		unsigned len2 = m2 ? (unsigned)__builtin_ctzll(m2) >> 3 : 8;
 
-		if (len2 == 8 && is_digit(p[16]))
-			return -1; /* a 17th digit */
-		u = digits8(x);
+		u = digits8(x); /* a 17th digit fails the check of the byte after */
 		if (len2)
 			u = u * powers10[len2] + digits8(x2 << (64 - 8 * len2));
 		len = 8 + len2;

@@ -1,0 +1,442 @@
+/*
+ * test_poolints.c - libpoolclient's integer path (client/poolints.c): the request
+ * writer, and the fast reader of replies checked against the general path on
+ * crafted lines fed whole, a byte at a time and in random pieces. Built twice:
+ * as is, and with POOLINTS_SCALAR (the byte loop only).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "poolclient.h"
+#include "poolints.h"
+#include "poolints_ref.h"
+
+#define ID 7
+#define MAXN 64
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+/* xorshift64: the same numbers every run. */
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+enum { WHOLE, BYTES, PIECES, BIG_PIECES };
+
+struct outcome {
+	int verdict;
+	size_t off;
+};
+
+/*
+ * Feed text (len bytes) to a reader for request ID with n results into out, as
+ * the bytes would arrive in the given way, until it says DONE or SLOW or the
+ * text is all fed. Small texts are fed from an exact-size copy each time, so
+ * that a read past the bytes received shows under AddressSanitizer.
+ */
+static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, int how)
+{
+	struct poolints_reader r;
+	struct outcome o = {POOLINTS_MORE, 0};
+	size_t avail = 0;
+
+	poolints_init(&r, ID, out, n);
+	while (o.verdict == POOLINTS_MORE && avail < len) {
+		size_t step = how == WHOLE    ? len
+		              : how == BYTES  ? 1
+		              : how == PIECES ? 1 + rnd() % 40
+		                              : 1 + rnd() % 70000;
+
+		avail = len - avail < step ? len : avail + step;
+		if (len < 4096) {
+			char *copy = malloc(avail);
+
+			if (!copy)
+				abort();
+			memcpy(copy, text, avail);
+			o.verdict = poolints_feed(&r, copy, avail);
+			free(copy);
+		} else {
+			o.verdict = poolints_feed(&r, text, avail);
+		}
+	}
+	o.off = r.off;
+	return o;
+}
+
+static const char *verdict_name(int v)
+{
+	return v == POOLINTS_DONE ? "DONE" : v == POOLINTS_SLOW ? "SLOW" : "MORE";
+}
+
+/*
+ * Check one reply text (n results expected): fed whole, a byte at a time and
+ * in pieces it gets the same verdict; DONE takes exactly the first line and
+ * only where the general path accepts that line with the same results; SLOW
+ * and MORE vouch for no newline where they say. want: the verdict expected
+ * (-1: any); vals: the results expected on DONE (NULL: not checked); ref: what
+ * the general path must say on the first line (-1: not checked). Returns the
+ * verdict.
+ */
+static int expect_at(int line, const char *text, size_t len, size_t n, int want,
+                     const int64_t *vals, int ref)
+{
+	static int64_t out[3][MAXN], refout[MAXN];
+	const char *nl = memchr(text, '\n', len);
+	struct outcome o[3];
+	int how, r;
+
+	for (how = WHOLE; how <= PIECES; how++) {
+		memset(out[how], 0x55, sizeof(out[how]));
+		o[how] = run(text, len, out[how], n, how);
+	}
+	check_count++;
+	if (o[BYTES].verdict != o[WHOLE].verdict || o[PIECES].verdict != o[WHOLE].verdict ||
+	    (want >= 0 && o[WHOLE].verdict != want)) {
+		check_fail(__FILE__, line, "verdicts %s (whole), %s (bytes), %s (pieces), want %s",
+		           verdict_name(o[WHOLE].verdict), verdict_name(o[BYTES].verdict),
+		           verdict_name(o[PIECES].verdict), want >= 0 ? verdict_name(want) : "any");
+		check_print_bytes("line", text, len);
+	}
+	r = nl ? poolints_ref_read(text, (size_t)(nl - text), ID, refout, n) : -1;
+	if (ref >= 0 && r != ref) {
+		check_fail(__FILE__, line, "the general path says %d, want %d", r, ref);
+		check_print_bytes("line", text, len);
+	}
+	for (how = WHOLE; how <= PIECES; how++) {
+		if (o[how].verdict == POOLINTS_DONE) {
+			CHECK(nl && o[how].off == (size_t)(nl - text) + 1);
+			if (r != 1) {
+				check_fail(__FILE__, line,
+				           "fast path took a line the general one did not");
+				check_print_bytes("line", text, len);
+			} else {
+				CHECK(memcmp(out[how], refout, n * sizeof(int64_t)) == 0);
+			}
+			if (vals)
+				CHECK(memcmp(out[how], vals, n * sizeof(int64_t)) == 0);
+		} else {
+			CHECK(o[how].off <= len && !memchr(text, '\n', o[how].off));
+			if (o[how].verdict == POOLINTS_MORE)
+				CHECK(!nl);
+		}
+	}
+	return o[WHOLE].verdict;
+}
+
+#define EXPECT(text, n, want, ref)                                                                 \
+	expect_at(__LINE__, (text), strlen(text), (n), (want), NULL, (ref))
+#define EXPECT_VALS(text, n, ...)                                                                  \
+	do {                                                                                       \
+		static const int64_t vals_[] = {__VA_ARGS__};                                      \
+		expect_at(__LINE__, (text), strlen(text), (n), POOLINTS_DONE, vals_, 1);           \
+	} while (0)
+
+/*
+ * A line the fast reader must pass on whatever the count of results expected
+ * (0 to 24, so that no miscounted element can pass for another); the general
+ * path accepts it only with accept_n results (-1: never).
+ */
+static void expect_slow(int line, const char *text, int accept_n)
+{
+	int n;
+
+	for (n = 0; n <= 24; n++)
+		expect_at(line, text, strlen(text), (size_t)n, POOLINTS_SLOW, NULL,
+		          n == accept_n ? 1 : 0);
+}
+
+#define SLOW(text, accept_n) expect_slow(__LINE__, (text), (accept_n))
+
+#define HEAD "{\"id\":7,\"ok\":true,\"results\":"
+
+static void test_shapes(void)
+{
+	EXPECT_VALS(HEAD "[1,4,9]}\n", 3, 1, 4, 9);
+	EXPECT(HEAD "[]}\n", 0, POOLINTS_DONE, 1);
+	EXPECT_VALS(HEAD "[-0,0,-1,10,-10]}\n", 5, 0, 0, -1, 10, -10);
+	EXPECT_VALS(HEAD "[9007199254740992,-9007199254740992,9007199254740991]}\n", 3,
+	            9007199254740992LL, -9007199254740992LL, 9007199254740991LL);
+	/* the next line's bytes already there: only the first is taken */
+	EXPECT_VALS(HEAD "[5]}\n{\"id\":8,\"ok\":true,\"results\":[6]}\n", 1, 5);
+	/* beyond 2^53, 17 digits and more: the general path refuses them too */
+	SLOW(HEAD "[9007199254740993]}\n", -1);
+	SLOW(HEAD "[-9007199254740993]}\n", -1);
+	SLOW(HEAD "[9999999999999999]}\n", -1);
+	SLOW(HEAD "[10000000000000000]}\n", -1);
+	SLOW(HEAD "[99999999999999999999999]}\n", -1);
+	SLOW(HEAD "[1,2,9223372036854775808]}\n", -1);
+	/* numbers that are not integer literals */
+	SLOW(HEAD "[1e3]}\n", -1);
+	SLOW(HEAD "[1E3]}\n", -1);
+	SLOW(HEAD "[1.5]}\n", -1);
+	SLOW(HEAD "[2.0]}\n", -1);
+	SLOW(HEAD "[-0.0]}\n", -1);
+	SLOW(HEAD "[123456789012.5]}\n", -1);
+	/* not JSON: leading zeros, lone signs, stray commas */
+	SLOW(HEAD "[01]}\n", -1);
+	SLOW(HEAD "[-01]}\n", -1);
+	SLOW(HEAD "[00000000000000000001]}\n", -1);
+	SLOW(HEAD "[0123,1,2,3,4,5,6,7,8,9]}\n", -1);
+	SLOW(HEAD "[-00,1,2,3,4,5,6,7,8,9]}\n", -1);
+	SLOW(HEAD "[0123456789012345,1,2,3,4]}\n", -1);
+	SLOW(HEAD "[1,-,2,3,4,5,6,7,8,9,10,11]}\n", -1);
+	SLOW(HEAD "[1,2.5,3,4,5,6,7,8,9,10,11]}\n", -1);
+	SLOW(HEAD "[1,25e1,3,4,5,6,7,8,9,10,11]}\n", -1);
+	SLOW(HEAD "[1,123456789.5,3,4,5,6,7,8,9]}\n", -1);
+	SLOW(HEAD "[-]}\n", -1);
+	SLOW(HEAD "[--1]}\n", -1);
+	SLOW(HEAD "[+1]}\n", -1);
+	SLOW(HEAD "[1,]}\n", -1);
+	SLOW(HEAD "[,1]}\n", -1);
+	SLOW(HEAD "[1 2]}\n", -1);
+	SLOW(HEAD "[1]]}\n", -1);
+	SLOW(HEAD "[1]}}\n", -1);
+	/* whitespace: valid, left to the general path */
+	SLOW(HEAD "[1, 2]}\n", 2);
+	SLOW(HEAD " [1]}\n", 1);
+	SLOW(HEAD "[1] }\n", 1);
+	SLOW(HEAD "[1]}\r\n", 1);
+	SLOW("{\"id\":7, \"ok\":true,\"results\":[1]}\n", 1);
+	/* strings (escapes too), nested values, other members */
+	SLOW(HEAD "[\"1\"]}\n", -1);
+	SLOW(HEAD "[\"a\\\"b\\u0041\"]}\n", -1);
+	SLOW(HEAD "[[1]]}\n", -1);
+	SLOW(HEAD "[{\"error\":{\"code\":\"x\"}}]}\n", -1);
+	SLOW(HEAD "[1,null,true]}\n", -1);
+	SLOW(HEAD "[1],\"failed\":[]}\n", 1);
+	SLOW("{\"ok\":true,\"id\":7,\"results\":[1]}\n", 1);
+	/* counts other than n */
+	EXPECT(HEAD "[1,2]}\n", 3, POOLINTS_SLOW, 0);
+	EXPECT(HEAD "[1,2,3,4]}\n", 3, POOLINTS_SLOW, 0);
+	EXPECT(HEAD "[]}\n", 1, POOLINTS_SLOW, 0);
+	EXPECT(HEAD "[1]}\n", 0, POOLINTS_SLOW, 0);
+	/* other replies: another id, a prefix of ours, null, errors */
+	SLOW("{\"id\":8,\"ok\":true,\"results\":[1]}\n", -1);
+	SLOW("{\"id\":70,\"ok\":true,\"results\":[1]}\n", -1);
+	SLOW("{\"id\":null,\"ok\":false,\"error\":{\"code\":\"parse_error\"}}\n", -1);
+	SLOW("{\"id\":7,\"ok\":false,\"error\":{\"code\":\"function_error\",\"index\":3}}\n", -1);
+	SLOW("{\"id\":7,\"ok\":true,\"result\":[1]}\n", -1);
+	SLOW("\n", -1);
+	/* truncated: more is needed, wherever it stops */
+	EXPECT("{\"id\":7,\"ok\":tr", 1, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[", 1, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,4", 2, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,-", 2, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,4]", 2, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,4]}", 2, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,4]}x", 2, POOLINTS_SLOW, -1);
+	EXPECT(HEAD "[1,4,123456789012345", 3, POOLINTS_MORE, -1);
+	EXPECT(HEAD "[1,4,12345678901234567", 3, POOLINTS_SLOW, -1);
+	EXPECT("", 1, POOLINTS_MORE, -1);
+}
+
+/* Append a random integer of len digits (negative when neg) to p; *v its value (INT64_MIN: beyond
+ * 2^53). */
+static char *random_int(char *p, int len, int neg, int64_t *v)
+{
+	uint64_t u = 0;
+	int i;
+
+	if (neg)
+		*p++ = '-';
+	for (i = 0; i < len; i++) {
+		int d = i == 0 ? 1 + (int)(rnd() % 9) : (int)(rnd() % 10);
+
+		if (len == 1 && rnd() % 4 == 0)
+			d = 0;
+		*p++ = (char)('0' + d);
+		u = u * 10 + (uint64_t)d;
+	}
+	*v = u > (uint64_t)JSON_INT_MAX ? INT64_MIN : neg ? -(int64_t)u : (int64_t)u;
+	return p;
+}
+
+/*
+ * Every length of digits from 1 to 17, both signs, after 0 to 8 bytes of
+ * earlier elements (each alignment of the eight-byte reads), last or followed
+ * by more elements (the byte loop near the end, the eight-byte one elsewhere).
+ */
+static void test_digit_runs(void)
+{
+	char text[256];
+	int len, neg, pre, last, rep;
+
+	for (len = 1; len <= 17; len++)
+		for (neg = 0; neg <= 1; neg++)
+			for (pre = 0; pre <= 8; pre++)
+				for (last = 0; last <= 1; last++)
+					for (rep = 0; rep < 4; rep++) {
+						int64_t vals[8], v;
+						char *p = text + sprintf(text, HEAD "[");
+						size_t n = 0;
+						int k;
+
+						for (k = 0; k < pre; k++)
+							*p++ = k % 2 ? ',' : '5';
+						if (pre % 2)
+							*p++ = ',';
+						for (k = 0; k < (pre + 1) / 2; k++)
+							vals[n++] = 5;
+						p = random_int(p, len, neg, &v);
+						vals[n++] = v;
+						if (!last) {
+							p += sprintf(p, ",%d,-33", rep);
+							vals[n++] = rep;
+							vals[n++] = -33;
+						}
+						p += sprintf(p, "]}\n");
+						if (v != INT64_MIN)
+							expect_at(__LINE__, text,
+							          (size_t)(p - text), n,
+							          POOLINTS_DONE, vals, 1);
+						else
+							expect_at(__LINE__, text,
+							          (size_t)(p - text), n,
+							          POOLINTS_SLOW, NULL, 0);
+					}
+	/* every 16-digit value's edge: 2^53 and its neighbours */
+	EXPECT_VALS(HEAD "[1000000000000000,9007199254740990,-1000000000000000]}\n", 3,
+	            1000000000000000LL, 9007199254740990LL, -1000000000000000LL);
+}
+
+/* A million integers of every length, fed in pieces of up to 70,000 bytes. */
+static void test_big(void)
+{
+	size_t n = 1000000, i, cap = n * 18 + 64;
+	char *text = malloc(cap), *p;
+	int64_t *want = malloc(n * sizeof(int64_t)), *got = malloc(n * sizeof(int64_t));
+	struct outcome o;
+
+	if (!text || !want || !got)
+		abort();
+	p = text + sprintf(text, HEAD "[");
+	for (i = 0; i < n; i++) {
+		char *q;
+		int64_t v;
+
+		do /* another one when beyond 2^53 */
+			q = random_int(p, 1 + (int)(rnd() % 16), (int)(rnd() % 2), &v);
+		while (v == INT64_MIN);
+		want[i] = v;
+		p = q;
+		*p++ = ',';
+	}
+	p[-1] = ']';
+	p += sprintf(p, "}\n");
+	o = run(text, (size_t)(p - text), got, n, BIG_PIECES);
+	CHECK_INT(o.verdict, POOLINTS_DONE);
+	CHECK_INT(o.off, p - text);
+	CHECK(memcmp(got, want, n * sizeof(int64_t)) == 0);
+	/* the general path on the same line */
+	memset(got, 0, n * sizeof(int64_t));
+	CHECK(poolints_ref_read(text, (size_t)(p - text - 1), ID, got, n) == 1);
+	CHECK(memcmp(got, want, n * sizeof(int64_t)) == 0);
+	/* one result short, one too many */
+	o = run(text, (size_t)(p - text), got, n - 1, BIG_PIECES);
+	CHECK_INT(o.verdict, POOLINTS_SLOW);
+	o = run(text, (size_t)(p - text), got, n + 1, BIG_PIECES);
+	CHECK_INT(o.verdict, POOLINTS_SLOW);
+	free(text);
+	free(want);
+	free(got);
+}
+
+/* The request writer: the same text as printf, the items checked against +-2^53. */
+static void test_add_array(void)
+{
+	static const int64_t items[] = {0,  -1, 1,    9007199254740992LL, -9007199254740992LL,
+	                                10, 99, -100, 123456789012345LL,  100000000};
+	struct buf b = {0};
+	char want[512], *p = want;
+	int64_t one;
+	size_t i, bad = 99;
+
+	CHECK(poolints_add_array(&b, items, 0, &bad) == 0);
+	CHECK_STR(b.data, "[]");
+	buf_reset(&b);
+	CHECK(buf_adds(&b, "head:") == 0);
+	CHECK(poolints_add_array(&b, items, sizeof(items) / sizeof(items[0]), &bad) == 0);
+	p += sprintf(p, "head:[");
+	for (i = 0; i < sizeof(items) / sizeof(items[0]); i++)
+		p += sprintf(p, "%s%" PRId64, i ? "," : "", items[i]);
+	sprintf(p, "]");
+	CHECK_STR(b.data, want);
+	CHECK_INT(b.len, strlen(want));
+	one = 9007199254740993LL;
+	buf_reset(&b);
+	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
+	one = -9007199254740993LL;
+	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
+	one = INT64_MIN;
+	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
+	one = INT64_MAX;
+	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
+	buf_free(&b);
+}
+
+/* Many blocks of items, each checked back through the general path. */
+static void test_add_array_big(void)
+{
+	size_t n = 10000, i, idx;
+	int64_t *items = malloc(n * sizeof(int64_t)), *back = malloc(n * sizeof(int64_t));
+	struct json_span v, bad;
+	struct buf b = {0};
+	const char *msg;
+
+	if (!items || !back)
+		abort();
+	for (i = 0; i < n; i++)
+		items[i] = (int64_t)(rnd() % (2 * (uint64_t)JSON_INT_MAX + 1)) - JSON_INT_MAX;
+	CHECK(poolints_add_array(&b, items, n, &idx) == 0);
+	CHECK(json_validate(b.data, b.data + b.len, &v, &msg, &idx) == 0);
+	CHECK(poolints_results(v, back, n, &idx, &bad) == 0);
+	CHECK(memcmp(items, back, n * sizeof(int64_t)) == 0);
+	items[n - 1] = JSON_INT_MAX + 1;
+	buf_reset(&b);
+	CHECK(poolints_add_array(&b, items, n, &idx) == -ERANGE);
+	CHECK_INT(idx, n - 1);
+	free(items);
+	free(back);
+	buf_free(&b);
+}
+
+/* The general reader of a validated results array: counts, then each element. */
+static void test_results(void)
+{
+	int64_t out[4];
+	struct json_span bad = {0};
+	size_t idx = 99;
+	struct json_span a = {"[1,2.5,\"x\"]", 11};
+
+	CHECK(poolints_results(a, out, 2, &idx, &bad) == -POOL_EPROTO && idx == 3);
+	CHECK(poolints_results(a, out, 3, &idx, &bad) == -POOL_EJOB && idx == 1);
+	CHECK_MEM(bad.p, bad.len, "2.5");
+	CHECK(out[0] == 1);
+	a.p = "[ -0 , 9007199254740992 ]";
+	a.len = strlen(a.p);
+	CHECK(poolints_results(a, out, 2, &idx, &bad) == 0 && out[0] == 0 &&
+	      out[1] == 9007199254740992LL);
+	a.p = "[]";
+	a.len = 2;
+	CHECK(poolints_results(a, NULL, 0, &idx, &bad) == 0);
+}
+
+int main(void)
+{
+	test_shapes();
+	test_digit_runs();
+	test_big();
+	test_add_array();
+	test_add_array_big();
+	test_results();
+	return check_exit("test_poolints");
+}
