@@ -292,44 +292,6 @@ static const struct fn_entry *lookup(struct worker *w, const struct wire_msg *t,
 	return e;
 }
 
-/* Largest integer literal the fast path reads: 15 digits are always within 2^53. */
-#define FAST_DIGITS 15
-
-/*
- * The element at p when it is a plain integer literal as a client writes one
- * for a map: '-'? and 1 to 15 digits right after the comma, then ',' or the
- * end of the array. Returns 1 with *x and *next (the byte after it) set; 0 for
- * anything else, which the general path then reads. Eight digits at a time
- * where eight bytes can be read.
- */
-static inline int plain_int(const char *p, const char *end, int64_t *x, const char **next)
-{
-	const char *d;
-	int64_t v = 0;
-	unsigned n;
-	int neg;
-
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++; /* after an element the general path read: it stops before spaces */
-	if (p < end && *p == ',')
-		p++;
-	neg = p < end && *p == '-';
-	p += neg;
-	d = p;
-	if (DIGITS_SWAR && end - p >= 8 && (n = digits_count8(digits_load8(p))) > 0 && n < 8) {
-		v = digits_value8(digits_load8(p), n);
-		p += n;
-	} else {
-		while (p < end && (unsigned)(*p - '0') <= 9 && p - d < FAST_DIGITS)
-			v = v * 10 + (*p++ - '0');
-	}
-	if (p == d || (p < end && *p != ','))
-		return 0;
-	*x = neg ? -v : v;
-	*next = p;
-	return 1;
-}
-
 /*
  * Items through the function's integer form while they are plain integers and
  * the form answers; stops at the first item that needs the general path.
@@ -347,7 +309,7 @@ static void run_int_form(poold_int_fn form, struct json_iter *it, uint32_t *i, u
 		if (b->cap - b->len <= BUF_INT_MAX + 2)
 			must(buf_reserve(b, 64 * 1024));
 		if (b->len + BUF_INT_MAX + 1 + (size_t)(o->n_errors + 1) * 4 > o->limit ||
-		    !plain_int(it->p, it->end, &x, &next) || form(x, &y) != 0 ||
+		    !digits_int_elem(it->p, it->end, &x, &next) || form(x, &y) != 0 ||
 		    y > POOLD_INT_MAX || y < -POOLD_INT_MAX)
 			return;
 		if (o->count)

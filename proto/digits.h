@@ -61,3 +61,42 @@ static inline uint64_t digits_text8(uint32_t v)
 
 	return (tens | (z - tens * 10) << 8) + 0x3030303030303030ULL;
 }
+
+/* Longest integer literal digits_int_elem reads: 15 digits are always within 2^53. */
+#define DIGITS_ELEM_MAX 15
+
+/*
+ * The next element of a validated JSON array being walked, p just after the
+ * '[' or after the element before (spaces may follow it), when that element
+ * is a plain integer literal: the comma, '-'? and 1 to 15 digits, then ','
+ * or the end of the array (end: its ']'). Returns 1 with *x and *next (the
+ * byte after the digits) set; 0 for anything else, left to a general reader.
+ * Eight digits at a time where eight bytes can be read.
+ */
+static inline int digits_int_elem(const char *p, const char *end, int64_t *x, const char **next)
+{
+	const char *d;
+	int64_t v = 0;
+	unsigned n;
+	int neg;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p < end && *p == ',')
+		p++;
+	neg = p < end && *p == '-';
+	p += neg;
+	d = p;
+	if (DIGITS_SWAR && end - p >= 8 && (n = digits_count8(digits_load8(p))) > 0 && n < 8) {
+		v = digits_value8(digits_load8(p), n);
+		p += n;
+	} else {
+		while (p < end && (unsigned)(*p - '0') <= 9 && p - d < DIGITS_ELEM_MAX)
+			v = v * 10 + (*p++ - '0');
+	}
+	if (p == d || (p < end && *p != ','))
+		return 0;
+	*x = neg ? -v : v;
+	*next = p;
+	return 1;
+}
