@@ -94,21 +94,10 @@ struct poold_module {
 #define POOLD_EXPORT
 #endif
 
-/* Define the module's descriptor: POOLD_MODULE_DEFINE("name", "1.0", table, init, fini); */
-#define POOLD_MODULE_DEFINE(name_, version_, functions_, init_, fini_)                             \
-	POOLD_EXPORT extern const struct poold_module poold_module;                                \
-	const struct poold_module poold_module = {POOLD_MODULE_MAGIC,                              \
-	                                          POOLD_MODULE_ABI_MAJOR,                          \
-	                                          POOLD_MODULE_ABI_MINOR,                          \
-	                                          sizeof(struct poold_module),                     \
-	                                          (name_),                                         \
-	                                          (version_),                                      \
-	                                          (functions_),                                    \
-	                                          (init_),                                         \
-	                                          (fini_),                                         \
-	                                          NULL}
-
-/* POOLD_MODULE_DEFINE with a table of integer forms (NULL name at its end). */
+/*
+ * Define the module's descriptor: POOLD_MODULE_DEFINE("name", "1.0", table, init, fini);
+ * POOLD_MODULE_DEFINE_INT adds a table of integer forms (NULL name at its end).
+ */
 #define POOLD_MODULE_DEFINE_INT(name_, version_, functions_, init_, fini_, int_forms_)             \
 	POOLD_EXPORT extern const struct poold_module poold_module;                                \
 	const struct poold_module poold_module = {POOLD_MODULE_MAGIC,                              \
@@ -121,6 +110,8 @@ struct poold_module {
 	                                          (init_),                                         \
 	                                          (fini_),                                         \
 	                                          (int_forms_)}
+#define POOLD_MODULE_DEFINE(name_, version_, functions_, init_, fini_)                             \
+	POOLD_MODULE_DEFINE_INT(name_, version_, functions_, init_, fini_, NULL)
 
 /* The types of JSON values. */
 enum poold_type {
