@@ -42,15 +42,19 @@ struct conn {
 	struct event *ev_read; /* the socket has bytes (or EOF) to read */
 	struct json_scan scan; /* the line being read, validated as its bytes come */
 	size_t fed;            /* bytes of that line scanned (for JSON and its newline) */
-	int skipping;          /* discarding the rest of a refused line */
-	int paused;            /* reading stopped until the output drains */
-	int blocked;           /* streams full: reading stopped until they drain */
-	int starved;           /* a long line waits for memory this connection holds */
-	int closing;           /* free once the output is flushed */
-	int eof;               /* the client shut its sending side: answer, flush, close */
-	int watch_fd;          /* a dup of fd watched for a full close while not reading */
-	struct tls *tls;       /* a tls:// client's session; NULL: plain bytes on fd */
-	char peer[64];         /* a remote client's address ("" on the Unix socket) */
+	/* where that line's args lie, found by the same scan: items counted and cut without a walk
+	 */
+	struct json_index index;
+	size_t marks[JSON_INDEX_MARKS]; /* index.mark */
+	int skipping;                   /* discarding the rest of a refused line */
+	int paused;                     /* reading stopped until the output drains */
+	int blocked;                    /* streams full: reading stopped until they drain */
+	int starved;                    /* a long line waits for memory this connection holds */
+	int closing;                    /* free once the output is flushed */
+	int eof;                        /* the client shut its sending side: answer, flush, close */
+	int watch_fd;                   /* a dup of fd watched for a full close while not reading */
+	struct tls *tls;                /* a tls:// client's session; NULL: plain bytes on fd */
+	char peer[64];                  /* a remote client's address ("" on the Unix socket) */
 	struct event *ev_watch;
 	size_t held; /* bytes its requests hold (text, results) */
 	int n_requests;
@@ -495,12 +499,17 @@ static int check_memory(struct conn *c, size_t len, struct proto_error *err)
 	return 0;
 }
 
-/* Handle one complete line of len bytes whose JSON value v was validated as it arrived. */
-static void handle_line(struct conn *c, char *line, size_t len, struct json_span v)
+/*
+ * Handle one complete line of len bytes whose JSON value v was validated as
+ * it arrived, by a scan that indexed its args in ix.
+ */
+static void handle_line(struct conn *c, char *line, size_t len, struct json_span v,
+                        const struct json_index *ix)
 {
 	struct proto_limits lim = {.max_items = sv.opt.max_items,
 	                           .max_timeout_ms = 86400000,
-	                           .default_timeout_ms = sv.opt.timeout_ms};
+	                           .default_timeout_ms = sv.opt.timeout_ms,
+	                           .args = ix};
 	struct proto_request pr;
 	struct proto_error err;
 	struct request *r;
@@ -515,7 +524,7 @@ static void handle_line(struct conn *c, char *line, size_t len, struct json_span
 			                "no open stream with this id on this connection");
 			goto fail;
 		}
-		request_feed(r, line, &pr);
+		request_feed(r, line, &pr, ix);
 		return;
 	}
 	if (pr.op != OP_MAP && pr.op != OP_APPLY) {
@@ -552,7 +561,7 @@ static void handle_line(struct conn *c, char *line, size_t len, struct json_span
 	}
 	if (check_memory(c, len, &err) < 0)
 		goto fail;
-	request_start(c, line, &pr);
+	request_start(c, line, &pr, ix);
 	return;
 fail:
 	conn_error(c, pr.id, &err);
@@ -607,6 +616,7 @@ static void next_line(struct conn *c, size_t n)
 	evbuffer_drain(c->in, n);
 	c->fed = 0;
 	json_scan_init(&c->scan);
+	json_scan_index(&c->scan, &c->index);
 }
 
 /* An empty line (or a lone CR) is skipped silently. */
@@ -681,6 +691,7 @@ static void conn_read(struct conn *c)
 	while (!c->paused && !c->blocked && !c->starved && !c->closing) {
 		size_t len = evbuffer_get_length(in), eol_len = 1;
 		struct proto_error err;
+		struct json_index ix;
 		struct json_span v;
 		char *line;
 		int r = scan_input(c);
@@ -731,10 +742,12 @@ static void conn_read(struct conn *c)
 		line[len] = '\0';
 		v.p = line + c->scan.vstart;
 		v.len = c->scan.vend - c->scan.vstart;
+		ix = c->index; /* its marks stay in c->marks until the next line is scanned */
+		ix.base = line;
 		if (line[len - 1] == '\r')
 			line[--len] = '\0';
 		next_line(c, eol_len);
-		handle_line(c, line, len, v);
+		handle_line(c, line, len, v, &ix);
 	}
 }
 
@@ -859,7 +872,9 @@ void conn_new_remote(evutil_socket_t fd, struct tls *t, const char *peer)
 	c->tls = t;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "");
 	c->watch_fd = -1;
+	c->index.mark = c->marks;
 	json_scan_init(&c->scan);
+	json_scan_index(&c->scan, &c->index);
 	c->in = evbuffer_new();
 	c->ev_read = event_new(sv.base, fd, EV_READ | EV_PERSIST, on_readable, c);
 	c->ev_resume = evtimer_new(sv.base, on_resume, c);

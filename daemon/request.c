@@ -78,13 +78,23 @@ static void apply_function_limits(struct request *r)
 		r->wire_flags |= WIRE_FAIL_FAST;
 }
 
-/* Queue args (n items) for cutting; line (may be NULL) is owned by the batch. */
-static void add_batch(struct request *r, char *line, struct json_span args, size_t n)
+/*
+ * Queue args (n items) for cutting; line (may be NULL) is owned by the batch.
+ * The marks of ix are copied when ix indexes args and has some.
+ */
+static void add_batch(struct request *r, char *line, struct json_span args, size_t n,
+                      const struct json_index *ix)
 {
 	struct batch *b = xcalloc(1, sizeof(*b));
 
 	b->line = line;
 	json_iter_init(&b->cut, args);
+	if (ix && ix->end && ix->n_marks && ix->base + ix->start == args.p) {
+		b->ix = *ix;
+		b->ix.mark = xmalloc(ix->n_marks * sizeof(*ix->mark));
+		memcpy(b->ix.mark, ix->mark, ix->n_marks * sizeof(*ix->mark));
+	}
+	b->n = (uint32_t)n;
 	b->left = (uint32_t)n;
 	b->refs = 1;
 	TAILQ_INSERT_TAIL(&r->batches, b, link);
@@ -107,6 +117,7 @@ static void batch_unref(struct request *r, struct batch *b)
 		return;
 	request_mem(r, -(ssize_t)b->bytes);
 	TAILQ_REMOVE(&r->batches, b, link);
+	free(b->ix.mark);
 	free(b->line);
 	free(b);
 }
@@ -118,7 +129,7 @@ void request_fail(struct request *r, const struct proto_error *err)
 	request_free(r);
 }
 
-int request_start(struct conn *c, char *line, struct proto_request *pr)
+int request_start(struct conn *c, char *line, struct proto_request *pr, const struct json_index *ix)
 {
 	struct request *r = xcalloc(1, sizeof(*r));
 	struct proto_error err;
@@ -155,11 +166,12 @@ int request_start(struct conn *c, char *line, struct proto_request *pr)
 			goto fail;
 		r->pr.args = one;
 		r->pr.n_items = 1;
+		ix = NULL;
 	} else if (check_items(r, r->pr.args, &err) < 0) {
 		goto fail;
 	}
 	if (r->pr.has_args && r->pr.n_items)
-		add_batch(r, NULL, r->pr.args, r->pr.n_items);
+		add_batch(r, NULL, r->pr.args, r->pr.n_items, ix);
 	if (r->ended && r->n_items == 0) {
 		request_task_done(r, NULL);
 		return 0;
@@ -173,7 +185,8 @@ fail:
 	return -EINVAL;
 }
 
-void request_feed(struct request *r, char *line, const struct proto_request *pr)
+void request_feed(struct request *r, char *line, const struct proto_request *pr,
+                  const struct json_index *ix)
 {
 	struct proto_error err;
 
@@ -190,7 +203,7 @@ void request_feed(struct request *r, char *line, const struct proto_request *pr)
 			request_fail(r, &err);
 			return;
 		}
-		add_batch(r, line, pr->args, pr->n_items);
+		add_batch(r, line, pr->args, pr->n_items, ix);
 		TAILQ_LAST(&r->batches, batch_list)->bytes = pr->line_len;
 		request_mem(r, (ssize_t)pr->line_len);
 	} else {
@@ -330,9 +343,13 @@ struct task *request_next_task(struct request *r)
 	t = ledger_task_new(r, r->n_cut, 0);
 	if (!t)
 		return NULL;
-	/* one pass over the chunk's items: each with its comma within CHUNK_MAX_BYTES */
-	n = (uint32_t)json_array_take(&b->cut, want < b->left ? want : b->left, CHUNK_MAX_BYTES - 1,
-	                              &span);
+	/*
+	 * The chunk's items, each with its comma within CHUNK_MAX_BYTES: in one
+	 * pass, or by the batch's index walking less than its stride.
+	 */
+	n = (uint32_t)json_array_take_indexed(&b->cut, b->ix.n_marks ? &b->ix : NULL,
+	                                      b->n - b->left, want < b->left ? want : b->left,
+	                                      CHUNK_MAX_BYTES - 1, &span);
 	t->count = n;
 	t->items = span;
 	t->batch = b;
@@ -510,6 +527,7 @@ void request_free(struct request *r)
 	}
 	while ((b = TAILQ_FIRST(&r->batches))) {
 		TAILQ_REMOVE(&r->batches, b, link);
+		free(b->ix.mark);
 		free(b->line);
 		free(b);
 	}

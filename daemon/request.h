@@ -29,7 +29,9 @@ struct confgen;
 struct batch {
 	char *line;           /* owned text, NULL when it is the request's own line */
 	struct json_iter cut; /* the items not yet cut */
-	uint32_t left;        /* how many */
+	struct json_index ix; /* where its items lie (its marks owned), n_marks 0 when unknown */
+	uint32_t n;           /* its items */
+	uint32_t left;        /* how many are not cut yet */
 	uint32_t refs;        /* tasks pointing into the text, +1 while items are left */
 	size_t bytes;         /* the line's length, counted against --max-memory */
 	TAILQ_ENTRY(batch) link;
@@ -69,12 +71,16 @@ struct request {
 };
 
 /*
- * Start a map, a stream or an apply: takes line (malloc'd) and pr. Errors are
- * answered on the connection; returns 0 or -errno.
+ * Start a map, a stream or an apply: takes line (malloc'd) and pr. ix, when
+ * not NULL, indexes pr's args in line (json_scan_index): chunks are cut
+ * without walking the items. Errors are answered on the connection; returns
+ * 0 or -errno.
  */
-int request_start(struct conn *c, char *line, struct proto_request *pr);
-/* A feed or end line for stream r: takes line. Errors end the stream. */
-void request_feed(struct request *r, char *line, const struct proto_request *pr);
+int request_start(struct conn *c, char *line, struct proto_request *pr,
+                  const struct json_index *ix);
+/* A feed or end line for stream r: takes line; ix as for request_start. Errors end the stream. */
+void request_feed(struct request *r, char *line, const struct proto_request *pr,
+                  const struct json_index *ix);
 /*
  * A worker crashed on one of r's items: r sends one task at a time from now
  * on, and waits a little longer after each crash before its next one.

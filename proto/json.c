@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* JSON_SCALAR forces the portable byte-wise paths (tests build both). */
+#if defined(__SSE2__) && !defined(JSON_SCALAR)
+#define JSON_SSE2 1
+#include <emmintrin.h>
+#endif
+
 static const char *skip_ws(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -47,10 +53,92 @@ enum {
 	S_ERROR,
 };
 
+/* Finding the indexed array: its key, its value, inside it, found. */
+enum { IX_OFF, IX_KEY, IX_VALUE, IX_IN, IX_DONE };
+
 void json_scan_init(struct json_scan *s)
 {
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, offsetof(struct json_scan, stack));
 	s->state = S_VALUE;
+}
+
+void json_scan_index(struct json_scan *s, struct json_index *ix)
+{
+	ix->start = ix->end = ix->count = ix->n_marks = 0;
+	ix->stride = JSON_INDEX_STRIDE;
+	s->ix = ix;
+	s->ix_phase = IX_KEY;
+}
+
+/*
+ * The comma at offset off is due for a mark. A full index keeps every other
+ * mark and doubles its stride: a mark falls on every stride-th comma again.
+ */
+static void ix_mark(struct json_scan *s, size_t off)
+{
+	struct json_index *ix = s->ix;
+	size_t i;
+
+	ix->mark[ix->n_marks++] = off;
+	if (ix->n_marks == JSON_INDEX_MARKS) {
+		for (i = 0; i < JSON_INDEX_MARKS / 2; i++)
+			ix->mark[i] = ix->mark[2 * i + 1];
+		ix->n_marks = JSON_INDEX_MARKS / 2;
+		ix->stride *= 2;
+	}
+	s->ix_left = ix->stride;
+}
+
+/* A comma at offset off between two elements at the current depth: count it if it is args'. */
+static inline void ix_comma(struct json_scan *s, size_t off)
+{
+	if (s->ix_phase == IX_IN && s->depth == 2) {
+		s->ix->count++;
+		if (--s->ix_left == 0)
+			ix_mark(s, off);
+	}
+}
+
+/* The ']' at offset off closes the current array: args' when it is at depth 2 inside it. */
+static inline void ix_close(struct json_scan *s, size_t off, int empty)
+{
+	if (s->ix_phase == IX_IN && s->depth == 2) {
+		s->ix->count = empty ? 0 : s->ix->count + 1;
+		s->ix->end = off + 1;
+		s->ix_phase = IX_DONE;
+	}
+}
+
+/*
+ * A depth-1 key closed at p - 1 (p in the slice that starts at offset
+ * s->off): the next value is args' when the key is exactly "args" (what
+ * json_string_eq matches). Its bytes from earlier slices are in ix_kbuf.
+ */
+static void ix_key_end(struct json_scan *s, const char *start, const char *p)
+{
+	size_t q = s->off + (size_t)(p - start) - 1, from = s->ix_key > s->off ? s->ix_key : s->off;
+	char key[4];
+
+	if (q - s->ix_key != 4)
+		return;
+	memcpy(key, s->ix_kbuf, s->ix_klen);
+	memcpy(key + s->ix_klen, start + (from - s->off), q - from);
+	if (memcmp(key, "args", 4) == 0)
+		s->ix_phase = IX_VALUE;
+}
+
+/* A slice [start, end) ends inside a depth-1 key: keep its bytes, as long as it may be "args". */
+static void ix_key_save(struct json_scan *s, const char *start, const char *end)
+{
+	size_t from = s->ix_key > s->off ? s->ix_key : s->off;
+	size_t k = s->off + (size_t)(end - start) - from;
+
+	if (s->ix_klen + k > 4) {
+		s->ix_klen = 5;
+		return;
+	}
+	memcpy(s->ix_kbuf + s->ix_klen, start + (from - s->off), k);
+	s->ix_klen = (uint8_t)(s->ix_klen + k);
 }
 
 static int is_ws(char c)
@@ -119,6 +207,10 @@ static const char *scan_token(struct json_scan *s, char c, size_t off)
 	case S_KEY:
 		if (c != '"')
 			return "expected a string key";
+		if (s->ix_phase == IX_KEY && s->depth == 1) {
+			s->ix_key = off + 1;
+			s->ix_klen = 0;
+		}
 		string_begin(s, 1);
 		return NULL;
 	case S_COLON:
@@ -128,6 +220,7 @@ static const char *scan_token(struct json_scan *s, char c, size_t off)
 		return NULL;
 	case S_AFTER:
 		if (c == s->stack[s->depth - 1] + 2) {
+			ix_close(s, off, 0);
 			s->depth--;
 			value_done(s, off + 1);
 			return NULL;
@@ -135,12 +228,14 @@ static const char *scan_token(struct json_scan *s, char c, size_t off)
 		if (c != ',')
 			return s->stack[s->depth - 1] == '[' ? "expected ',' or ']'"
 			                                     : "expected ',' or '}'";
+		ix_comma(s, off);
 		s->state = s->stack[s->depth - 1] == '[' ? S_VALUE : S_KEY;
 		return NULL;
 	case S_TRAIL:
 		return "trailing characters after the value";
 	case S_ARR_FIRST:
 		if (c == ']') {
+			ix_close(s, off, 1);
 			s->depth--;
 			value_done(s, off + 1);
 			return NULL;
@@ -152,6 +247,11 @@ static const char *scan_token(struct json_scan *s, char c, size_t off)
 	/* a value */
 	if (s->depth == 0)
 		s->vstart = off;
+	if (s->ix_phase == IX_VALUE) {
+		s->ix_phase = c == '[' ? IX_IN : IX_OFF;
+		s->ix->start = off;
+		s->ix_left = s->ix->stride;
+	}
 	switch (c) {
 	case '{':
 	case '[':
@@ -326,22 +426,97 @@ static inline const char *skip_digits(const char *p, const char *end)
 	return p;
 }
 
+#ifdef JSON_SSE2
+/* Bits set in a 16-bit mask (x86-64's baseline has no popcnt instruction). */
+static inline unsigned popcount16(unsigned x)
+{
+	x -= x >> 1 & 0x5555;
+	x = (x & 0x3333) + (x >> 2 & 0x3333);
+	x = (x + (x >> 4)) & 0x0f0f;
+	return (x + (x >> 8)) & 0x1f;
+}
+
+/*
+ * At the start of an element of an array, with 16 bytes readable: the
+ * length of the whole integer elements and their commas that the next 16
+ * bytes hold, when every one of them is a valid integer literal (0: none, or
+ * some byte needs the byte-wise scan, which then finds the same or says
+ * what is wrong), *commas the bits of those commas. One bit per byte: an
+ * element starts at bit 0 and after each comma; a '-' only there and before
+ * a digit; a number's first digit 0 is not followed by a digit; no element
+ * is empty.
+ */
+static inline unsigned int_block(const char *p, unsigned *commas)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	unsigned d = (unsigned)_mm_movemask_epi8(_mm_and_si128(
+	    _mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1))));
+	unsigned c = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+	unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+	unsigned z = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
+	unsigned other = ~(d | c | m) & 0xffff, range, starts, firsts;
+
+	/* the commas before the first byte that is no digit, comma or '-' */
+	c &= other ? (1u << __builtin_ctz(other)) - 1 : 0xffff;
+	if (!c)
+		return 0;
+	range = (2u << (31 - __builtin_clz(c))) - 1; /* up to the last of them */
+	starts = (c << 1 | 1) & range;
+	firsts = (starts | m << 1) & d & range;
+	if ((starts & ~(d | m)) || (m & ~starts & range) || (m << 1 & range & ~d) ||
+	    ((firsts & z) << 1 & d))
+		return 0;
+	*commas = c;
+	return 32 - (unsigned)__builtin_clz(c);
+}
+#endif
+
 /*
  * At the start of an element of an array, a '-' or a digit: whole integer
- * elements and their commas in one tight loop. Returns where the general
- * scan goes on, with the state it would have reached there (inside a number,
- * or at a value that is not an integer).
+ * elements and their commas in one tight loop (16 bytes at a time with
+ * SSE2). Returns where the general scan goes on, with the state it would
+ * have reached there (inside a number, or at a value that is not an
+ * integer). Commas of the indexed array are counted and marked; start is
+ * where the slice being fed begins (offset s->off).
  */
-static const char *scan_int_run(struct json_scan *s, const char *p, const char *end)
+static const char *scan_int_run(struct json_scan *s, const char *p, const char *end,
+                                const char *start)
 {
+	int counting = s->ix_phase == IX_IN && s->depth == 2;
+	size_t left = counting ? s->ix_left : SIZE_MAX, commas = 0;
+
 	for (;;) {
+#ifdef JSON_SSE2
+		unsigned k, cm, n;
+
+		while (end - p >= 16 && (k = int_block(p, &cm))) {
+			n = popcount16(cm);
+			commas += n;
+			while (n >= left) {
+				size_t i;
+
+				for (i = 1; i < left; i++)
+					cm &= cm - 1; /* the left-th comma is due */
+				ix_mark(s,
+				        s->off + (size_t)(p - start) + (unsigned)__builtin_ctz(cm));
+				cm &= cm - 1;
+				n -= (unsigned)left;
+				left = s->ix->stride;
+			}
+			left -= n;
+			p += k;
+			s->state = S_VALUE;
+			if (p == end || (!is_digit(*p) && *p != '-'))
+				goto out;
+		}
+#endif
 		if (*p == '-' && ++p == end) {
 			s->state = S_MINUS;
-			return p;
+			break;
 		}
 		if (!is_digit(*p)) {
 			s->state = S_MINUS; /* the general scan says "bad number" here */
-			return p;
+			break;
 		}
 		if (*p++ == '0') {
 			s->state = S_ZERO;
@@ -350,11 +525,24 @@ static const char *scan_int_run(struct json_scan *s, const char *p, const char *
 			s->state = S_INT;
 		}
 		if (p == end || *p != ',')
-			return p;
+			break;
 		s->state = S_VALUE;
+		commas++;
+		if (--left == 0) {
+			ix_mark(s, s->off + (size_t)(p - start));
+			left = s->ix->stride;
+		}
 		if (++p == end || (!is_digit(*p) && *p != '-'))
-			return p;
+			break;
 	}
+#ifdef JSON_SSE2
+out:
+#endif
+	if (counting) {
+		s->ix->count += commas;
+		s->ix_left = left;
+	}
+	return p;
 }
 
 int json_scan_feed(struct json_scan *s, const char *p, size_t n)
@@ -373,6 +561,7 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 				goto out;
 			/* the common end of a number: the next element of an array */
 			if (*p == ',' && s->depth && s->stack[s->depth - 1] == '[') {
+				ix_comma(s, s->off + (size_t)(p - start));
 				s->state = S_VALUE;
 				p++;
 				continue;
@@ -385,6 +574,8 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 				goto fail;
 			if (s->state == S_AFTER)
 				value_done(s, s->off + (size_t)(p - start));
+			else if (s->state == S_COLON && s->ix_phase == IX_KEY && s->depth == 1)
+				ix_key_end(s, start, p);
 			continue;
 		}
 		if (st == S_LIT) {
@@ -409,13 +600,14 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 		}
 		/* the common steps of arrays of numbers, without a call */
 		if (st == S_AFTER && c == ',' && s->stack[s->depth - 1] == '[') {
+			ix_comma(s, s->off + (size_t)(p - start));
 			s->state = S_VALUE;
 			p++;
 			continue;
 		}
 		if ((st == S_VALUE || st == S_ARR_FIRST) && s->depth && (is_digit(c) || c == '-') &&
 		    s->stack[s->depth - 1] == '[') {
-			p = scan_int_run(s, p, end);
+			p = scan_int_run(s, p, end, start);
 			continue;
 		}
 		if (is_ws(c)) {
@@ -427,6 +619,9 @@ int json_scan_feed(struct json_scan *s, const char *p, size_t n)
 		p++;
 	}
 out:
+	if (s->ix_phase == IX_KEY && s->depth == 1 && s->in_key && s->state >= S_STR &&
+	    s->state <= S_UTF8)
+		ix_key_save(s, start, end);
 	s->off += n;
 	return 0;
 fail:
@@ -696,6 +891,12 @@ int json_object_next(struct json_iter *it, struct json_span *key, struct json_sp
 int json_object_next_count(struct json_iter *it, struct json_span *key, struct json_span *val,
                            size_t *count)
 {
+	return json_object_next_known(it, key, val, count, NULL);
+}
+
+int json_object_next_known(struct json_iter *it, struct json_span *key, struct json_span *val,
+                           size_t *count, const struct json_index *ix)
+{
 	const char *p;
 	size_t commas;
 
@@ -703,6 +904,12 @@ int json_object_next_count(struct json_iter *it, struct json_span *key, struct j
 		return 0;
 	p = skip_ws(skip_ws(it->p, it->end) + 1, it->end); /* after the ':' */
 	val->p = p;
+	if (ix && ix->end && p == ix->base + ix->start) {
+		it->p = ix->base + ix->end;
+		val->len = ix->end - ix->start;
+		*count = ix->count;
+		return 1;
+	}
 	if (*p != '[') {
 		it->p = skip_value(p, it->end);
 		val->len = (size_t)(it->p - p);
@@ -715,7 +922,45 @@ int json_object_next_count(struct json_iter *it, struct json_span *key, struct j
 	return 1;
 }
 
+/*
+ * Taking elements from first on, n of them taken (idx + n - 1 the last) and
+ * p at the comma after it: the furthest mark of ix that ends no more than
+ * max elements and max_bytes bytes from first. Returns the mark's comma and
+ * sets *n and *last to what the walk would have there, or returns p.
+ */
+static const char *take_jump(const struct json_index *ix, size_t idx, size_t max, size_t max_bytes,
+                             const char *first, const char *p, size_t *n, const char **last)
+{
+	size_t lo = (idx + *n) / ix->stride, hi = (idx + max) / ix->stride;
+	const char *c;
+
+	if (hi > ix->n_marks)
+		hi = ix->n_marks;
+	if (lo >= hi || (size_t)(ix->base + ix->mark[lo] - first) > max_bytes)
+		return p;
+	while (hi - lo > 1) { /* mark lo fits, mark hi does not (or is none) */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((size_t)(ix->base + ix->mark[mid] - first) > max_bytes)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	c = ix->base + ix->mark[lo];
+	*n = (lo + 1) * ix->stride - idx;
+	*last = c;
+	while (KIND(*last - 1) & K_WS)
+		--*last;
+	return c;
+}
+
 size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struct json_span *span)
+{
+	return json_array_take_indexed(it, NULL, 0, max, max_bytes, span);
+}
+
+size_t json_array_take_indexed(struct json_iter *it, const struct json_index *ix, size_t idx,
+                               size_t max, size_t max_bytes, struct json_span *span)
 {
 	const char *p = skip_ws(it->p, it->end), *first, *last = NULL;
 	size_t n = 0;
@@ -742,6 +987,11 @@ size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struc
 		p = *e == ',' ? e : skip_ws(e, it->end);
 		if (p >= it->end || *p != ',')
 			break;
+		if (n == 1 && ix) {
+			p = take_jump(ix, idx, max, max_bytes, first, p, &n, &last);
+			if (n == max)
+				break;
+		}
 		p++;
 		if (KIND(p) & K_WS)
 			p = skip_ws(p, it->end);

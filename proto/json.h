@@ -57,6 +57,36 @@ int json_validate_prefix(const char *p, const char *end, struct json_span *value
 int json_object_scan(const char *p, const char *end, struct json_span *obj, struct json_span *keys,
                      struct json_span *vals, size_t max, size_t *n);
 /*
+ * Marks an index holds at most (even); past that it keeps every other one
+ * and doubles its stride. Smaller values (fuzzers) exercise the same code.
+ */
+#ifndef JSON_INDEX_MARKS
+#define JSON_INDEX_MARKS 1024
+#endif
+/* A new index marks every this many elements (at least 1). */
+#ifndef JSON_INDEX_STRIDE
+#define JSON_INDEX_STRIDE 64
+#endif
+
+/*
+ * Where the elements of one array lie in its text, without a walk: filled by
+ * json_scan (json_scan_index) for the "args" member of a top-level object as
+ * it validates the line, so that its elements are counted and chunks of them
+ * cut without walking them again. Offsets count from base (set by the user
+ * of the index once the text is in place); memory is bounded: mark holds
+ * at most JSON_INDEX_MARKS offsets whatever the array's length.
+ */
+struct json_index {
+	const char *base; /* the text the offsets count from */
+	size_t start;     /* the array's '[' */
+	size_t end;       /* the byte after its ']', 0 while not found or not complete */
+	size_t count;     /* its elements */
+	size_t stride;    /* mark[i]: the comma after element (i + 1) x stride - 1 */
+	size_t n_marks;
+	size_t *mark; /* the user's room for JSON_INDEX_MARKS offsets */
+};
+
+/*
  * The same validation fed in slices as bytes arrive (a line read from a
  * socket): the work is done once, as the bytes come, and a line is known
  * valid or bad as soon as its last byte is there. Offsets count from the
@@ -71,13 +101,27 @@ struct json_scan {
 	const char *lit; /* the literal being matched */
 	int depth;
 	uint8_t state;
-	uint8_t in_key; /* the string being scanned is an object key */
-	uint8_t need;   /* bytes still due: UTF-8 continuation, hex digits, literal index */
-	uint8_t lo, hi; /* range of the next UTF-8 continuation byte */
+	uint8_t in_key;        /* the string being scanned is an object key */
+	uint8_t need;          /* bytes still due: UTF-8 continuation, hex digits, literal index */
+	uint8_t lo, hi;        /* range of the next UTF-8 continuation byte */
+	uint8_t ix_phase;      /* where the scan stands in finding the indexed array */
+	struct json_index *ix; /* the index being filled, NULL when none was asked for */
+	size_t ix_key;         /* offset of the depth-1 key being read */
+	char ix_kbuf[4];       /* its bytes from earlier slices */
+	uint8_t ix_klen;       /* how many (5: more than 4) */
+	size_t ix_left;        /* commas of the array until its next mark */
 	char stack[JSON_MAX_DEPTH];
 };
 
 void json_scan_init(struct json_scan *s);
+/*
+ * After json_scan_init, before the first byte: fill ix (ix->mark set by the
+ * caller, with room for JSON_INDEX_MARKS) with the "args" array of the
+ * top-level object while validating. The scan accepts and refuses exactly
+ * what it would without an index. ix->end stays 0 when the value is no such
+ * object or its first "args" member is not an array.
+ */
+void json_scan_index(struct json_scan *s, struct json_index *ix);
 /* Feed the next n bytes. Returns 0 while they are valid so far, -EINVAL at the first error. */
 int json_scan_feed(struct json_scan *s, const char *p, size_t n);
 /* The input ended: 0 when it held exactly one complete value, else -EINVAL. */
@@ -103,12 +147,25 @@ int json_object_next(struct json_iter *it, struct json_span *key, struct json_sp
 int json_object_next_count(struct json_iter *it, struct json_span *key, struct json_span *val,
                            size_t *count);
 /*
+ * json_object_next_count, but the array that ix found (when ix is not NULL
+ * and ix->end is set) is skipped at once and its count taken from ix.
+ */
+int json_object_next_known(struct json_iter *it, struct json_span *key, struct json_span *val,
+                           size_t *count, const struct json_index *ix);
+/*
  * The next elements of an array being iterated, at most max of them, in one
  * pass: it stops before an element that would make the span longer than
  * max_bytes (the first is always taken). Returns how many were taken (0 at
  * the end), *span running from the first one's start to the last one's end.
  */
 size_t json_array_take(struct json_iter *it, size_t max, size_t max_bytes, struct json_span *span);
+/*
+ * json_array_take with the same result, on the array that ix indexes: idx
+ * is the index of the next element of it. Fewer than ix->stride elements
+ * are walked, however many are taken. ix NULL: json_array_take.
+ */
+size_t json_array_take_indexed(struct json_iter *it, const struct json_index *ix, size_t idx,
+                               size_t max, size_t max_bytes, struct json_span *span);
 /* Number of elements of a validated array. */
 size_t json_array_count(struct json_span arr);
 /*

@@ -206,7 +206,7 @@ int proto_parse_value(struct json_span v, const struct proto_limits *lim, struct
 
 	json_iter_init(&it, v);
 	/* one walk: the members, and the items of args counted as they are skipped */
-	while (json_object_next_count(&it, &key, &val, &count)) {
+	while (json_object_next_known(&it, &key, &val, &count, lim->args)) {
 		for (f = 0; f < F_MAX; f++)
 			if (json_string_eq(key, field_names[f]))
 				break;

@@ -57,6 +57,7 @@ struct proto_limits {
 	size_t max_items;
 	uint32_t max_timeout_ms;
 	uint32_t default_timeout_ms;
+	const struct json_index *args; /* where args lies, when known (json_scan_index), or NULL */
 };
 
 /*

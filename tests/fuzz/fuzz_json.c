@@ -246,6 +246,115 @@ static void check_slices(const char *p, size_t size, int whole_ok, struct json_s
 }
 
 /*
+ * The fast paths against the slow one: fed one byte at a time, json_scan
+ * runs its byte-wise state machine only (no integer run, no 16-byte block),
+ * and must give what json_validate gave on the whole input.
+ */
+static void check_bytewise(const char *p, size_t size)
+{
+	const char *msg = NULL;
+	struct json_span whole;
+	struct json_scan s;
+	size_t off = SIZE_MAX, at;
+	int r = 0, rw = json_validate(p, p + size, &whole, &msg, &off);
+
+	json_scan_init(&s);
+	for (at = 0; r == 0 && at < size; at++)
+		r = json_scan_feed(&s, p + at, 1);
+	if (r == 0)
+		r = json_scan_end(&s);
+	if (r != rw)
+		die("byte-wise scan and json_validate disagree");
+	if (r == 0 && (s.vstart != (size_t)(whole.p - p) || s.vend - s.vstart != whole.len))
+		die("byte-wise scan span");
+	if (r != 0 && (s.erroff != off || strcmp(s.err, msg) != 0))
+		die("byte-wise scan error");
+}
+
+/*
+ * json_scan_index, fed whole and in slices: the scan says what it says
+ * without an index, and the index of a valid object's first "args" array
+ * matches a walk of it (span, count, every mark on its comma); the member
+ * walk skips args by it, and cutting by it takes what json_array_take takes.
+ */
+static void check_index(const char *p, size_t size, int whole_ok, struct json_span whole)
+{
+	static size_t room[JSON_INDEX_MARKS];
+	struct json_index ix = {.mark = room};
+	struct json_span k, val, k2, v2, args = {NULL, 0}, sa, sb;
+	struct json_iter it, it2;
+	struct json_scan s;
+	size_t at = 0, step = size ? (unsigned char)p[size - 1] % 23 + 1 : 1, i, count, count2;
+	size_t idx = 0, a, b, max, bytes;
+	int r = 0;
+
+	json_scan_init(&s);
+	json_scan_index(&s, &ix);
+	if (size && (unsigned char)p[0] % 2)
+		step = size;
+	while (r == 0 && at < size) {
+		size_t n = size - at < step ? size - at : step;
+
+		r = json_scan_feed(&s, p + at, n);
+		at += n;
+	}
+	if (r == 0)
+		r = json_scan_end(&s);
+	if ((r == 0) != whole_ok)
+		die("an indexed scan and json_validate disagree");
+	if (!whole_ok)
+		return;
+	ix.base = p;
+	if (json_type(whole) == JSON_OBJECT) {
+		json_iter_init(&it, whole);
+		while (json_object_next(&it, &k, &val))
+			if (json_string_eq(k, "args")) {
+				args = val;
+				break;
+			}
+	}
+	if (!args.p || json_type(args) != JSON_ARRAY) {
+		if (ix.end)
+			die("an index without an args array");
+		return;
+	}
+	count = json_array_count(args);
+	if (!ix.end || ix.base + ix.start != args.p || ix.end - ix.start != args.len ||
+	    ix.count != count || ix.n_marks != (count ? (count - 1) / ix.stride : 0))
+		die("index span or count");
+	json_iter_init(&it, args);
+	for (i = 1; json_array_next(&it, &val); i++) {
+		const char *c = val.p + val.len;
+
+		while (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r')
+			c++;
+		if (i % ix.stride == 0 && i / ix.stride <= ix.n_marks &&
+		    ix.mark[i / ix.stride - 1] != (size_t)(c - p))
+			die("index mark");
+	}
+	json_iter_init(&it, whole);
+	json_iter_init(&it2, whole);
+	while (json_object_next_count(&it, &k, &val, &count))
+		if (!json_object_next_known(&it2, &k2, &v2, &count2, &ix) || k2.p != k.p ||
+		    v2.p != val.p || v2.len != val.len || count2 != count || it2.p != it.p)
+			die("json_object_next_known");
+	if (json_object_next_known(&it2, &k2, &v2, &count2, &ix))
+		die("json_object_next_known end");
+	json_iter_init(&it, args);
+	json_iter_init(&it2, args);
+	max = size % 13 + 1;
+	bytes = size % 3 ? SIZE_MAX : size % 40;
+	do {
+		a = json_array_take(&it, max, bytes, &sa);
+		b = json_array_take_indexed(&it2, &ix, idx, max, bytes, &sb);
+		if (a != b || (a && (sa.p != sb.p || sa.len != sb.len)) || it.p != it2.p)
+			die("json_array_take_indexed");
+		idx += a;
+		max = max * 5 % 17 + 1;
+	} while (a);
+}
+
+/*
  * json_object_scan against json_validate and json_object_next: a valid object
  * scans with the same members; a scanned object is valid, or nested one
  * level too deep (its members are each checked on their own).
@@ -287,6 +396,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		walk(v, p, size, 1, &tmp);
 	check_prefix(p, size, ok, v);
 	check_slices(p, size, ok, v);
+	check_bytewise(p, size);
+	check_index(p, size, ok, v);
 	check_object_scan(p, size, ok, v);
 	buf_free(&tmp);
 	return 0;

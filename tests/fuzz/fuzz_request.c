@@ -108,6 +108,41 @@ static void check_request(const struct proto_request *req, const struct proto_li
 	buf_free(&b);
 }
 
+/*
+ * The daemon's way: the line validated by json_scan with an index of its
+ * args, then proto_parse_value told where args lies. The same request or
+ * the same error as proto_parse_request (r, req, err).
+ */
+static void check_indexed(const char *line, size_t size, const struct proto_limits *lim, int r,
+                          const struct proto_request *req, const struct proto_error *err)
+{
+	static size_t room[JSON_INDEX_MARKS];
+	struct json_index ix = {.mark = room};
+	struct proto_limits l = *lim;
+	struct proto_request req2;
+	struct proto_error err2;
+	struct json_scan s;
+	struct json_span v;
+
+	json_scan_init(&s);
+	json_scan_index(&s, &ix);
+	if (json_scan_feed(&s, line, size) < 0 || json_scan_end(&s) < 0) {
+		if (r == 0 || err->code != PROTO_PARSE_ERROR)
+			die("json_scan refused a line proto_parse_request took");
+		return;
+	}
+	ix.base = line;
+	l.args = &ix;
+	v.p = line + s.vstart;
+	v.len = s.vend - s.vstart;
+	if (proto_parse_value(v, &l, &req2, &err2) != r)
+		die("indexed parse: another verdict");
+	if (r == 0 ? req2.n_items != req->n_items || req2.args.p != req->args.p ||
+	                 req2.args.len != req->args.len || req2.op != req->op
+	           : err2.code != err->code || strcmp(err2.message, err->message) != 0)
+		die("indexed parse: another request or error");
+}
+
 /* libFuzzer entry: parse one line, check the result and the replies for it. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -124,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&err, 0xa5, sizeof(err));
 	r = proto_parse_request(line, size, &lim, &req, &err);
+	check_indexed(line, size, &lim, r, &req, &err);
 	if (r == 0) {
 		check_request(&req, &lim, line, size);
 	} else {

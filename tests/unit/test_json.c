@@ -1075,8 +1075,297 @@ static void test_array_take(void)
 	CHECK_INT(json_array_take(&it, 10, 100, &span), 0);
 }
 
+/* A deterministic generator for the generated cases below (xorshift64). */
+static uint64_t rng_state = 88172645463325252ULL;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+/* Scan [p, p+n) fed in slices of step bytes (0: all at once), indexing into ix when not NULL. */
+static int scan_sliced(struct json_scan *s, const char *p, size_t n, size_t step,
+                       struct json_index *ix)
+{
+	size_t at = 0;
+	int r = 0;
+
+	json_scan_init(s);
+	if (ix)
+		json_scan_index(s, ix);
+	if (step == 0)
+		step = n ? n : 1;
+	while (r == 0 && at < n) {
+		size_t k = n - at < step ? n - at : step;
+
+		r = json_scan_feed(s, p + at, k);
+		at += k;
+	}
+	return r == 0 ? json_scan_end(s) : r;
+}
+
+/*
+ * The fast paths against the slow one: [p, p+n) scanned whole (integer runs,
+ * 16-byte blocks) and one byte at a time (the byte-wise state machine, as
+ * it always was) give the same verdict, span, message and offset, with and
+ * without an index.
+ */
+static void expect_same_scan(const char *file, int line, const char *p, size_t n)
+{
+	static size_t room[JSON_INDEX_MARKS];
+	struct json_index ix = {.mark = room};
+	struct json_scan whole, bytes, indexed;
+	int rw = scan_sliced(&whole, p, n, 0, NULL), rb = scan_sliced(&bytes, p, n, 1, NULL);
+	int ri = scan_sliced(&indexed, p, n, 0, &ix);
+
+	check_count++;
+	if (rw != rb || rw != ri ||
+	    (rw == 0 && (whole.vstart != bytes.vstart || whole.vend != bytes.vend ||
+	                 whole.vstart != indexed.vstart || whole.vend != indexed.vend)) ||
+	    (rw != 0 && (whole.erroff != bytes.erroff || strcmp(whole.err, bytes.err) != 0 ||
+	                 whole.erroff != indexed.erroff || strcmp(whole.err, indexed.err) != 0))) {
+		check_fail(file, line,
+		           "fast and byte-wise scans differ: %d/%d/%d, %s at %zu, %s at %zu", rw,
+		           rb, ri, rw ? whole.err : "-", rw ? whole.erroff : 0,
+		           rb ? bytes.err : "-", rb ? bytes.erroff : 0);
+		check_print_bytes("input", p, n);
+	}
+}
+
+#define SAME_SCAN(s) expect_same_scan(__FILE__, __LINE__, (s), strlen(s))
+
+/* Elements the generated arrays are made of: the edges of the number grammar and the others. */
+static const char *const elems[] = {
+    "0",
+    "-0",
+    "7",
+    "-7",
+    "10",
+    "100200",
+    "-123456",
+    "9007199254740992",
+    "-9007199254740992",
+    "9007199254740993",
+    "123456789012345678901234567890",
+    "1.5",
+    "-0.5",
+    "1e5",
+    "-1E-5",
+    "2e+10",
+    "0.0",
+    "\"a,b\"",
+    "\"q\\\"\\u00e9,\"",
+    "\"\xc3\xa9\"",
+    "[1,-2]",
+    "[]",
+    "{\"a\":[0]}",
+    "true",
+    "null",
+    "false",
+};
+
+/* A generated array of n elements: mostly short integers, commas with or without spaces. */
+static void gen_array(struct buf *b, size_t n, int ints_only)
+{
+	size_t i;
+
+	buf_addc(b, '[');
+	for (i = 0; i < n; i++) {
+		unsigned k = rnd(100);
+
+		if (i)
+			buf_adds(b, k < 3 ? " , " : k < 5 ? ",\n" : ",");
+		if (ints_only || k < 70)
+			buf_printf(b, "%s%u", rnd(4) ? "" : "-", rnd(8) ? rnd(1000000) : rnd(10));
+		else
+			buf_adds(b, elems[rnd(sizeof(elems) / sizeof(elems[0]))]);
+	}
+	buf_addc(b, ']');
+}
+
+/*
+ * The integer fast path on the number grammar's edges: every element alone
+ * and in runs, each byte of generated arrays replaced by the bytes that
+ * break or bend the grammar (leading zeros, a lone or doubled '-', empty
+ * elements, fractions, exponents, whitespace, the end), and each prefix
+ * (truncated input): whole scans match byte-wise ones.
+ */
+static void test_fast_scan_edges(void)
+{
+	static const char subst[] = "0-,.eE ]a19\"[";
+	struct buf b = {0}, t = {0};
+	size_t i, j, round;
+
+	for (i = 0; i < sizeof(elems) / sizeof(elems[0]); i++) {
+		buf_reset(&b);
+		buf_printf(&b, "[%s,%s,%s,%s,%s,%s]", elems[i], elems[i], elems[i], elems[i],
+		           elems[i], elems[i]);
+		expect_same_scan(__FILE__, __LINE__, b.data, b.len);
+	}
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,00,9,10,11,12,13,14,15,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,-]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,1-5,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,--5,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,-05,16,17]");
+	SAME_SCAN("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,]");
+	SAME_SCAN("[1234567890123456,1234567890123456,1234567890123456]");
+	SAME_SCAN("[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,-0,-0,-0,-0,-0,-0,-0,-0]");
+	SAME_SCAN("{\"id\":1,\"args\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17],\"x\":0}");
+	for (round = 0; round < 12; round++) {
+		buf_reset(&b);
+		gen_array(&b, 40, round % 2);
+		expect_same_scan(__FILE__, __LINE__, b.data, b.len);
+		for (i = 0; i < b.len; i++) {
+			expect_same_scan(__FILE__, __LINE__, b.data, i);
+			for (j = 0; j < sizeof(subst) - 1; j++) {
+				buf_reset(&t);
+				buf_add(&t, b.data, b.len);
+				t.data[i] = subst[j];
+				expect_same_scan(__FILE__, __LINE__, t.data, t.len);
+			}
+		}
+	}
+	buf_free(&b);
+	buf_free(&t);
+}
+
+/*
+ * The index a scan leaves for v's "args" against a walk of the text: span,
+ * count, each mark on its comma, the member walk skipping args, and cuts
+ * by the index equal to cuts by walking, for several chunk shapes.
+ */
+static void expect_index(const char *file, int line, const char *p, size_t n, size_t step,
+                         int found)
+{
+	static size_t room[JSON_INDEX_MARKS];
+	struct json_index ix = {.mark = room};
+	struct json_span v, k, val, k2, v2, args = {NULL, 0};
+	struct json_scan s;
+	struct json_iter it, it2;
+	size_t count, count2, i, j, want_marks;
+	int bad = 0;
+
+	check_count++;
+	if (scan_sliced(&s, p, n, step, &ix) != 0 || validate_n(p, n, &v, NULL) != 0) {
+		check_fail(file, line, "the input does not validate");
+		return;
+	}
+	ix.base = p;
+	if (json_type(v) == JSON_OBJECT) {
+		json_iter_init(&it, v);
+		while (json_object_next(&it, &k, &val))
+			if (json_string_eq(k, "args")) {
+				args = val;
+				break;
+			}
+	}
+	if (!found) {
+		if (ix.end)
+			check_fail(file, line, "an index where none was expected");
+		return;
+	}
+	if (!args.p || json_type(args) != JSON_ARRAY || !ix.end) {
+		check_fail(file, line, "no index for args");
+		return;
+	}
+	count = json_array_count(args);
+	want_marks = count ? (count - 1) / ix.stride : 0;
+	if (ix.base + ix.start != args.p || ix.end - ix.start != args.len || ix.count != count ||
+	    ix.n_marks != want_marks || ix.stride % JSON_INDEX_STRIDE ||
+	    (ix.stride > JSON_INDEX_STRIDE && ix.n_marks < JSON_INDEX_MARKS / 2))
+		bad = 1;
+	json_iter_init(&it, args);
+	for (i = 0, j = 0; !bad && json_array_next(&it, &val); i++) {
+		const char *c = val.p + val.len;
+
+		while (*c == ' ' || *c == '\n')
+			c++;
+		if ((i + 1) % ix.stride == 0 && j < ix.n_marks && (size_t)(c - p) != ix.mark[j++])
+			bad = 1;
+	}
+	if (bad) {
+		check_fail(file, line, "index: count %zu marks %zu stride %zu, want count %zu",
+		           ix.count, ix.n_marks, ix.stride, count);
+		return;
+	}
+	/* the member walk: the same members, args skipped by the index */
+	json_iter_init(&it, v);
+	json_iter_init(&it2, v);
+	while (json_object_next_count(&it, &k, &val, &count)) {
+		check_count++;
+		if (!json_object_next_known(&it2, &k2, &v2, &count2, &ix) || k2.p != k.p ||
+		    v2.p != val.p || v2.len != val.len || count2 != count || it2.p != it.p)
+			check_fail(file, line, "json_object_next_known differs");
+	}
+	CHECK(!json_object_next_known(&it2, &k2, &v2, &count2, &ix));
+	/* chunks: small, around the stride, big, limited by bytes */
+	for (i = 0; i < 6; i++) {
+		static const size_t maxes[] = {1, 63, 64, 65, 1000, 100000};
+		size_t bytes = i % 2 ? SIZE_MAX : 3000, idx = 0, a, b2;
+		struct json_span sa, sb;
+
+		json_iter_init(&it, args);
+		json_iter_init(&it2, args);
+		do {
+			size_t max = maxes[(i + idx) % 6];
+
+			a = json_array_take(&it, max, bytes, &sa);
+			b2 = json_array_take_indexed(&it2, &ix, idx, max, bytes, &sb);
+			check_count++;
+			if (a != b2 || (a && (sa.p != sb.p || sa.len != sb.len)) || it.p != it2.p) {
+				check_fail(file, line,
+				           "indexed take differs at %zu (max %zu): %zu %zu", idx,
+				           max, a, b2);
+				break;
+			}
+			idx += a;
+		} while (a);
+	}
+}
+
+#define INDEX(s, step) expect_index(__FILE__, __LINE__, (s), strlen(s), (step), 1)
+#define NO_INDEX(s, step) expect_index(__FILE__, __LINE__, (s), strlen(s), (step), 0)
+
+/* json_scan_index: which member is indexed, whatever the slices, and big arrays. */
+static void test_scan_index(void)
+{
+	struct buf b = {0};
+	size_t steps[] = {0, 1, 3, 7, 16, 4096}, i, round;
+
+	INDEX("{\"args\":[]}", 0);
+	INDEX("{\"args\":[ ]}", 1);
+	INDEX("{\"id\":1,\"op\":\"map\",\"fn\":\"f\",\"args\":[1,2,3]}", 0);
+	INDEX("{ \"args\" : [ [1,2] , \"a,b\" ] , \"args2\":[1,2]}", 1);
+	INDEX("{\"x\":{\"args\":[9]},\"args\":[1,2,3],\"args\":[4]}", 0);
+	NO_INDEX("{\"x\":{\"args\":[1,2]}}", 0);
+	NO_INDEX("[{\"args\":[1,2]}]", 0);
+	NO_INDEX("{\"\\u0061rgs\":[1,2]}", 0);
+	NO_INDEX("{\"args\":5,\"b\":[1]}", 0);
+	NO_INDEX("{\"arg\":[1],\"argss\":[2]}", 0);
+	NO_INDEX("[1,2,3]", 0);
+	for (round = 0; round < 40; round++) {
+		size_t n = round < 20 ? rnd(300) : round < 38 ? rnd(20000) : 70000 + rnd(10000);
+
+		buf_reset(&b);
+		buf_adds(&b, rnd(2) ? "{\"id\":\"x\",\"args\":" : "{ \"args\" : ");
+		gen_array(&b, n, round % 3 == 0);
+		buf_adds(&b, ",\"fn\":\"square\"}");
+		for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+			if (steps[i] != 1 || n < 2000)
+				expect_index(__FILE__, __LINE__, b.data, b.len, steps[i], 1);
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
+	test_fast_scan_edges();
+	test_scan_index();
 	test_array_take();
 	test_object_count();
 	test_int_array();
