@@ -225,24 +225,25 @@ static void print_times(const char *key, const double *t, int n)
 }
 
 /*
- * One timed map of square over items (0..n-1) through pool_map_int64, then
- * every result checked; each is overwritten once checked, so a result the
- * next map fails to write cannot pass as the old one.
+ * One timed map of square over x = 0..n-1 through pool_map_int64, the results
+ * written over the items (as the API allows: no second array of n), then
+ * every result checked and put back to its item: a result the next map fails
+ * to write cannot pass as the old one.
  */
-static double map_once(pool_client *c, const int64_t *items, int64_t n, int64_t *res)
+static double map_once(pool_client *c, int64_t *x, int64_t n)
 {
 	struct pool_error e = {0};
 	double t0 = now_s(), t;
 	int64_t i;
 
-	if (pool_map_int64(c, "square", items, (size_t)n, NULL, res, &e) < 0)
+	if (pool_map_int64(c, "square", x, (size_t)n, NULL, x, &e) < 0)
 		die("map square: %s: %s (index %ld)", e.code_name, e.message, e.index);
 	t = now_s() - t0;
 	for (i = 0; i < n; i++) {
-		if (res[i] != i * i)
-			die("map square: result %" PRId64 " is %" PRId64 ", want %" PRId64, i,
-			    res[i], i * i);
-		res[i] = -1;
+		if (x[i] != i * i)
+			die("map square: result %" PRId64 " is %" PRId64 ", want %" PRId64, i, x[i],
+			    i * i);
+		x[i] = i;
 	}
 	return t;
 }
@@ -252,25 +253,20 @@ static int cmd_map(char **argv)
 	pool_client *c = xconnect(argv[0]);
 	int64_t n = arg_num(argv[1], 0, 94906265, "N"); /* (N-1)^2 < 2^53 */
 	int reps = (int)arg_num(argv[2], 1, 1000, "REPS"), i;
-	int64_t *items = xmalloc((size_t)n * sizeof *items),
-	        *res = xmalloc((size_t)n * sizeof *res);
+	int64_t *x = xmalloc((size_t)n * sizeof *x), k;
 	double warm, *t = xmalloc((size_t)reps * sizeof *t);
-	int64_t k;
 
-	for (k = 0; k < n; k++) {
-		items[k] = k;
-		res[k] = -1;
-	}
-	warm = map_once(c, items, n, res);
+	for (k = 0; k < n; k++)
+		x[k] = k;
+	warm = map_once(c, x, n);
 	for (i = 0; i < reps; i++)
-		t[i] = map_once(c, items, n, res);
+		t[i] = map_once(c, x, n);
 	printf("{\"items\":%" PRId64 ",\"warmup_s\":%.6f,", n, warm);
 	print_times("times_s", t, reps);
 	print_cpu();
 	printf("}\n");
 	pool_close(c);
-	free(items);
-	free(res);
+	free(x);
 	free(t);
 	return 0;
 }

@@ -208,15 +208,18 @@ int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t 
 	r = poolconn_transact(c, "", 0, tail, &rep, &rd, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	/* a reply of another shape: validated, then its results read element by element */
+	/*
+	 * A reply of another shape: validated, then its results read element by
+	 * element, from rd.base on (the fast reader kept those before).
+	 */
 	if (!poolconn_reply_get(&rep, "results", &v) || json_type(v) != JSON_ARRAY)
 		return poolconn_error(err, POOL_EPROTO, "reply has no \"results\"");
-	r = poolints_results(v, results, n, &i, &bad);
+	r = poolints_results(v, results ? results + rd.base : NULL, n - rd.base, &i, &bad);
 	if (r == -POOL_EPROTO)
-		return poolconn_error(err, POOL_EPROTO, "reply has %zu results for %zu items", i,
-		                      n);
+		return poolconn_error(err, POOL_EPROTO, "reply has %zu results for %zu items",
+		                      rd.base + i, n);
 	if (r < 0)
-		return not_int64(c, i, bad, err);
+		return not_int64(c, rd.base + i, bad, err);
 	return 0;
 }
 

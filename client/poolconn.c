@@ -22,6 +22,8 @@
 
 #define RECV_CHUNK 65536
 #define RBUF_SHRINK (4u << 20)
+/* Bytes of a reply read by the fast reader past which their text is dropped. */
+#define RETIRE_AT (128u << 10)
 
 static const char *const job_codes[] = {"function_error", "type_error", "out_of_range",
                                         "worker_died",    "timeout",    "result_too_large",
@@ -416,7 +418,8 @@ static int read_line(pool_client *c, struct json_span *line, int64_t until, stru
  * Read the next reply line with the fast reader rd while its bytes arrive: 1
  * when rd took the whole line (the results are in rd->out), 0 when the line
  * must be read the general way (read_line() then finds it; the bytes rd
- * passed are not searched for the newline again), or an error.
+ * passed are not searched for the newline again; the results before
+ * rd->base may have left it), or an error.
  */
 static int read_fast(pool_client *c, struct poolints_reader *rd, int64_t until,
                      struct pool_error *err)
@@ -438,6 +441,12 @@ static int read_fast(pool_client *c, struct poolints_reader *rd, int64_t until,
 			if (rd->off > c->scanned)
 				c->scanned = rd->off;
 			return 0;
+		}
+		if (rd->off >= RETIRE_AT) {
+			/* the results read leave the buffer: it stays small, and in cache */
+			c->rbuf.len -= poolints_retire(rd, c->rbuf.data + c->rpos, avail);
+			c->rbuf.data[c->rbuf.len] = '\0';
+			c->scanned = 0;
 		}
 		r = recv_more(c, spin_until, until, err);
 		if (r < 0)

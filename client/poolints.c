@@ -60,6 +60,7 @@ int poolints_add_array(struct buf *b, const int64_t *items, size_t n, size_t *ba
 void poolints_restart(struct poolints_reader *r)
 {
 	r->got = 0;
+	r->base = 0;
 	r->off = 0;
 	r->state = ST_HEAD;
 }
@@ -245,6 +246,23 @@ int poolints_feed(struct poolints_reader *r, const char *line, size_t avail)
 		return POOLINTS_MORE;
 	r->off += 2;
 	return POOLINTS_DONE;
+}
+
+size_t poolints_retire(struct poolints_reader *r, char *line, size_t avail)
+{
+	size_t keep, gone;
+
+	if (r->state != ST_ELEM || r->got - r->base < 2)
+		return 0;
+	/* line[r->off - 1] is the ',' after the last result read: find its start */
+	keep = r->off - 1;
+	while (line[keep - 1] != ',')
+		keep--;
+	gone = keep - r->headlen;
+	memmove(line + r->headlen, line + keep, avail - keep);
+	r->off -= gone;
+	r->base = r->got - 1;
+	return gone;
 }
 
 int poolints_results(struct json_span results, int64_t *out, size_t n, size_t *index,

@@ -32,8 +32,9 @@ enum poolints_verdict {
 struct poolints_reader {
 	int64_t *out; /* the results, out[0..n) */
 	size_t n;
-	size_t got; /* results read so far */
-	size_t off; /* bytes of the line taken so far (or, after SLOW, known to hold no newline) */
+	size_t got;  /* results read so far */
+	size_t base; /* results whose text poolints_retire() dropped from the line */
+	size_t off;  /* bytes of the line taken so far (or, after SLOW, known to hold no newline) */
 	int state;
 	size_t headlen;
 	char head[64]; /* {"id":ID,"ok":true,"results":[ */
@@ -50,6 +51,17 @@ void poolints_restart(struct poolints_reader *r);
  * line[0..r->off). SLOW: line[0..r->off) holds no newline.
  */
 int poolints_feed(struct poolints_reader *r, const char *line, size_t avail);
+
+/*
+ * Drop from the line the text of the results read, all but the last one, so
+ * that a long reply need not stay whole in memory: line[0..avail) are the
+ * bytes received, the rest moves up. Returns how many bytes went (0 when
+ * there was nothing to drop). The line keeps its head, '[' and the last
+ * result read before the elements not read yet, so the general path, if it
+ * must read it, finds the same verdict on the rest: it reads the results
+ * from index r->base on.
+ */
+size_t poolints_retire(struct poolints_reader *r, char *line, size_t avail);
 
 /*
  * The general path: the validated array results into out[0..n). Returns 0;

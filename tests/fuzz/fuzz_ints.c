@@ -2,9 +2,11 @@
  * fuzz_ints.c - libFuzzer target: libpoolclient's integer path (client/poolints.c).
  * Input: byte 0 = the count of results expected (mod 24), byte 1 = how the
  * line is cut into reads, the rest = the bytes of a reply line as received.
- * The fast reader must give one verdict however the bytes are cut, and take
- * only a line the general path (json_validate + poolints_results) accepts,
- * with the same results. The same bytes, read as int64 items, go through the
+ * The fast reader must give one verdict however the bytes are cut, and
+ * whether it drops the results read as it goes (poolints_retire()); take only
+ * a line the general path (json_validate + poolints_results) accepts, with
+ * the same results; and leave a line on which the general path says what it
+ * says on the whole one. The same bytes, read as int64 items, go through the
  * request writer and back through the general path.
  */
 #include <errno.h>
@@ -31,73 +33,106 @@ static void die(const char *what)
 
 struct outcome {
 	int verdict;
-	size_t off;
+	size_t off, base;
+	char *line; /* the line as the reader left it, the bytes not fed appended */
+	size_t len;
 };
 
 /*
- * Feed text to a fresh reader, avail growing by cut-dependent steps (0: all at
- * once). Short texts are fed from exact-size copies, so that a read past the
- * bytes received is caught by AddressSanitizer.
+ * Feed text to a fresh reader, the bytes received growing by cut-dependent
+ * steps (cut 0: all at once); with retire, the results read are dropped after
+ * each step, as libpoolclient does. Short texts are fed from exact-size
+ * copies, so that a read past the bytes received is caught by
+ * AddressSanitizer. The caller frees o.line.
  */
-static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, unsigned cut)
+static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, unsigned cut,
+                          int retire)
 {
 	struct poolints_reader r;
-	struct outcome o = {POOLINTS_MORE, 0};
+	struct outcome o = {POOLINTS_MORE, 0, 0, malloc(len + 1), 0};
 	uint32_t seed = cut * 2654435761u + 1;
-	size_t avail = 0;
+	size_t fed = 0;
 
+	if (!o.line)
+		abort();
 	poolints_init(&r, ID, out, n);
-	while (o.verdict == POOLINTS_MORE && avail < len) {
-		size_t step = len;
+	while (o.verdict == POOLINTS_MORE && fed < len) {
+		size_t step = len - fed;
 
 		if (cut) {
 			seed = seed * 1103515245u + 12345u;
 			step = 1 + (seed >> 16) % (cut % 64 + 1);
+			step = len - fed < step ? len - fed : step;
 		}
-		avail = len - avail < step ? len : avail + step;
-		if (len <= 4096) {
-			char *copy = malloc(avail);
+		memcpy(o.line + o.len, text + fed, step);
+		o.len += step;
+		fed += step;
+		if (o.len <= 4096) {
+			char *copy = malloc(o.len);
 
 			if (!copy)
 				abort();
-			memcpy(copy, text, avail);
-			o.verdict = poolints_feed(&r, copy, avail);
+			memcpy(copy, o.line, o.len);
+			o.verdict = poolints_feed(&r, copy, o.len);
 			free(copy);
 		} else {
-			o.verdict = poolints_feed(&r, text, avail);
+			o.verdict = poolints_feed(&r, o.line, o.len);
 		}
+		if (o.verdict == POOLINTS_MORE && retire)
+			o.len -= poolints_retire(&r, o.line, o.len);
 	}
 	if (o.verdict != POOLINTS_MORE && o.verdict != POOLINTS_DONE && o.verdict != POOLINTS_SLOW)
 		die("unknown verdict");
+	memcpy(o.line + o.len, text + fed, len - fed);
+	o.len += len - fed;
 	o.off = r.off;
+	o.base = r.base;
 	return o;
+}
+
+/* The general path on the first line of o, results into out[o.base..n); -1: no newline. */
+static int ref_of(const struct outcome *o, int64_t *out, size_t n)
+{
+	const char *nl = memchr(o->line, '\n', o->len);
+
+	return nl ? poolints_ref_read(o->line, (size_t)(nl - o->line), ID, out, n, o->base) : -1;
 }
 
 /* The reader against the general path on one reply line. */
 static void check_reader(const char *text, size_t len, size_t n, unsigned cut)
 {
-	int64_t a[MAXN], b[MAXN], ref[MAXN];
-	const char *nl = memchr(text, '\n', len);
-	struct outcome whole = run(text, len, a, n, 0), cuts = run(text, len, b, n, cut);
+	int64_t out[3][MAXN], ref[MAXN], again[MAXN];
+	struct outcome o[3];
+	int i, r;
 
-	if (whole.verdict != cuts.verdict)
-		die("the verdict depends on how the bytes arrive");
-	if (whole.verdict == POOLINTS_DONE) {
-		if (!nl || whole.off != (size_t)(nl - text) + 1 || cuts.off != whole.off)
-			die("DONE does not end at the first newline");
-		if (memcmp(a, b, n * sizeof(int64_t)) != 0)
-			die("the results depend on how the bytes arrive");
-		if (poolints_ref_read(text, (size_t)(nl - text), ID, ref, n) != 1)
-			die("the fast reader took a line the general path refuses");
-		if (memcmp(a, ref, n * sizeof(int64_t)) != 0)
-			die("the fast reader's results differ from the general path's");
-		return;
+	o[0] = run(text, len, out[0], n, 0, 0);
+	o[1] = run(text, len, out[1], n, cut, 0);
+	o[2] = run(text, len, out[2], n, cut, 1);
+	r = ref_of(&o[0], ref, n);
+	for (i = 0; i < 3; i++) {
+		const char *nl = memchr(o[i].line, '\n', o[i].len);
+
+		if (o[i].verdict != o[0].verdict)
+			die("the verdict depends on how the bytes arrive");
+		memcpy(again, out[i], sizeof(again));
+		if (ref_of(&o[i], again, n) != r ||
+		    (r == 1 && memcmp(again, ref, n * sizeof(int64_t)) != 0))
+			die("the general path differs once results were dropped");
+		if (o[i].verdict == POOLINTS_DONE) {
+			if (!nl || o[i].off != (size_t)(nl - o[i].line) + 1)
+				die("DONE does not end at the first newline");
+			if (r != 1)
+				die("the fast reader took a line the general path refuses");
+			if (memcmp(out[i], ref, n * sizeof(int64_t)) != 0)
+				die("the fast reader's results differ from the general path's");
+		} else {
+			if (o[i].off > o[i].len || memchr(o[i].line, '\n', o[i].off))
+				die("a newline before the offset the reader vouches for");
+			if (o[i].verdict == POOLINTS_MORE && nl)
+				die("MORE although the line is complete");
+		}
+		free(o[i].line);
 	}
-	if (whole.off > len || memchr(text, '\n', whole.off) || cuts.off > len ||
-	    memchr(text, '\n', cuts.off))
-		die("a newline before the offset the reader vouches for");
-	if (whole.verdict == POOLINTS_MORE && nl)
-		die("MORE although the line is complete");
 }
 
 /* The request writer: its text is valid and reads back as the items. */

@@ -11,11 +11,12 @@
  * What libpoolclient does with a whole reply line (no newline) when the fast
  * reader passes it on: validate it as one object (json_validate), take the
  * first "id", "ok" and "results" members, and read the results with
- * poolints_results(). 1 with out[0..n) set when the line is the ok reply to
- * request id with n integer results within +-2^53, else 0.
+ * poolints_results() from index base on (the results before it left the
+ * line: poolints_retire()). 1 with out[base..n) set when the line is the ok
+ * reply to request id with n integer results within +-2^53, else 0.
  */
 static inline int poolints_ref_read(const char *line, size_t len, int64_t id, int64_t *out,
-                                    size_t n)
+                                    size_t n, size_t base)
 {
 	struct json_span v, k, val, idv = {0}, ok = {0}, res = {0}, bad;
 	struct json_iter it;
@@ -37,5 +38,5 @@ static inline int poolints_ref_read(const char *line, size_t len, int64_t id, in
 	if (!idv.p || json_int(idv, &got) < 0 || got != id || !ok.p || json_type(ok) != JSON_TRUE ||
 	    !res.p || json_type(res) != JSON_ARRAY)
 		return 0;
-	return poolints_results(res, out, n, &off, &bad) == 0;
+	return poolints_results(res, out + base, n - base, &off, &bad) == 0;
 }

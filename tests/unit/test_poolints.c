@@ -29,46 +29,60 @@ static uint64_t rnd(void)
 	return rng;
 }
 
-enum { WHOLE, BYTES, PIECES, BIG_PIECES };
+enum { WHOLE, BYTES, PIECES, RETIRE, BIG_PIECES, BIG_RETIRE };
 
 struct outcome {
 	int verdict;
-	size_t off;
+	size_t off, base;
+	char *line; /* the line as the reader left it (poolints_retire()), the rest appended */
+	size_t len;
 };
 
 /*
  * Feed text (len bytes) to a reader for request ID with n results into out, as
  * the bytes would arrive in the given way, until it says DONE or SLOW or the
- * text is all fed. Small texts are fed from an exact-size copy each time, so
- * that a read past the bytes received shows under AddressSanitizer.
+ * text is all fed; RETIRE and BIG_RETIRE drop the results read after each
+ * piece, as libpoolclient does. Small texts are fed from an exact-size copy
+ * each time, so that a read past the bytes received shows under
+ * AddressSanitizer. The caller frees o.line.
  */
 static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, int how)
 {
 	struct poolints_reader r;
-	struct outcome o = {POOLINTS_MORE, 0};
-	size_t avail = 0;
+	struct outcome o = {POOLINTS_MORE, 0, 0, malloc(len + 1), 0};
+	size_t fed = 0;
 
+	if (!o.line)
+		abort();
 	poolints_init(&r, ID, out, n);
-	while (o.verdict == POOLINTS_MORE && avail < len) {
-		size_t step = how == WHOLE    ? len
-		              : how == BYTES  ? 1
-		              : how == PIECES ? 1 + rnd() % 40
-		                              : 1 + rnd() % 70000;
+	while (o.verdict == POOLINTS_MORE && fed < len) {
+		size_t step = how == WHOLE                     ? len
+		              : how == BYTES                   ? 1
+		              : how == PIECES || how == RETIRE ? 1 + rnd() % 40
+		                                               : 1 + rnd() % 70000;
 
-		avail = len - avail < step ? len : avail + step;
+		step = len - fed < step ? len - fed : step;
+		memcpy(o.line + o.len, text + fed, step);
+		o.len += step;
+		fed += step;
 		if (len < 4096) {
-			char *copy = malloc(avail);
+			char *copy = malloc(o.len);
 
 			if (!copy)
 				abort();
-			memcpy(copy, text, avail);
-			o.verdict = poolints_feed(&r, copy, avail);
+			memcpy(copy, o.line, o.len);
+			o.verdict = poolints_feed(&r, copy, o.len);
 			free(copy);
 		} else {
-			o.verdict = poolints_feed(&r, text, avail);
+			o.verdict = poolints_feed(&r, o.line, o.len);
 		}
+		if (o.verdict == POOLINTS_MORE && (how == RETIRE || how == BIG_RETIRE))
+			o.len -= poolints_retire(&r, o.line, o.len);
 	}
+	memcpy(o.line + o.len, text + fed, len - fed);
+	o.len += len - fed;
 	o.off = r.off;
+	o.base = r.base;
 	return o;
 }
 
@@ -78,42 +92,66 @@ static const char *verdict_name(int v)
 }
 
 /*
- * Check one reply text (n results expected): fed whole, a byte at a time and
- * in pieces it gets the same verdict; DONE takes exactly the first line and
- * only where the general path accepts that line with the same results; SLOW
- * and MORE vouch for no newline where they say. want: the verdict expected
- * (-1: any); vals: the results expected on DONE (NULL: not checked); ref: what
- * the general path must say on the first line (-1: not checked). Returns the
- * verdict.
+ * The general path on the first line of o (-1: no newline), results into
+ * out[o.base..n): for a reader that dropped results, what libpoolclient reads.
+ */
+static int ref_of(const struct outcome *o, int64_t *out, size_t n)
+{
+	const char *nl = memchr(o->line, '\n', o->len);
+
+	return nl ? poolints_ref_read(o->line, (size_t)(nl - o->line), ID, out, n, o->base) : -1;
+}
+
+/*
+ * Check one reply text (n results expected): fed whole, a byte at a time, in
+ * pieces, and in pieces with the results read dropped, it gets the same
+ * verdict; DONE takes exactly the first line and only where the general path
+ * accepts that line with the same results; SLOW and MORE vouch for no newline
+ * where they say; the general path on a line whose results were dropped says
+ * what it says on the whole line. want: the verdict expected (-1: any); vals:
+ * the results expected on DONE (NULL: not checked); ref: what the general
+ * path must say on the first line (-1: not checked). Returns the verdict.
  */
 static int expect_at(int line, const char *text, size_t len, size_t n, int want,
                      const int64_t *vals, int ref)
 {
-	static int64_t out[3][MAXN], refout[MAXN];
+	static int64_t out[4][MAXN], refout[MAXN], dropout[MAXN];
 	const char *nl = memchr(text, '\n', len);
-	struct outcome o[3];
+	struct outcome o[4];
 	int how, r;
 
-	for (how = WHOLE; how <= PIECES; how++) {
+	for (how = WHOLE; how <= RETIRE; how++) {
 		memset(out[how], 0x55, sizeof(out[how]));
 		o[how] = run(text, len, out[how], n, how);
 	}
 	check_count++;
 	if (o[BYTES].verdict != o[WHOLE].verdict || o[PIECES].verdict != o[WHOLE].verdict ||
-	    (want >= 0 && o[WHOLE].verdict != want)) {
-		check_fail(__FILE__, line, "verdicts %s (whole), %s (bytes), %s (pieces), want %s",
+	    o[RETIRE].verdict != o[WHOLE].verdict || (want >= 0 && o[WHOLE].verdict != want)) {
+		check_fail(__FILE__, line,
+		           "verdicts %s (whole), %s (bytes), %s (pieces), %s (retiring), want %s",
 		           verdict_name(o[WHOLE].verdict), verdict_name(o[BYTES].verdict),
-		           verdict_name(o[PIECES].verdict), want >= 0 ? verdict_name(want) : "any");
+		           verdict_name(o[PIECES].verdict), verdict_name(o[RETIRE].verdict),
+		           want >= 0 ? verdict_name(want) : "any");
 		check_print_bytes("line", text, len);
 	}
-	r = nl ? poolints_ref_read(text, (size_t)(nl - text), ID, refout, n) : -1;
+	r = nl ? poolints_ref_read(text, (size_t)(nl - text), ID, refout, n, 0) : -1;
 	if (ref >= 0 && r != ref) {
 		check_fail(__FILE__, line, "the general path says %d, want %d", r, ref);
 		check_print_bytes("line", text, len);
 	}
-	for (how = WHOLE; how <= PIECES; how++) {
+	for (how = WHOLE; how <= RETIRE; how++) {
+		const char *onl = memchr(o[how].line, '\n', o[how].len);
+
+		memcpy(dropout, out[how], sizeof(dropout));
+		if (ref_of(&o[how], dropout, n) != r ||
+		    (r == 1 && memcmp(dropout, refout, n * sizeof(int64_t)) != 0)) {
+			check_fail(__FILE__, line,
+			           "the general path differs after %zu results dropped",
+			           o[how].base);
+			check_print_bytes("line", text, len);
+		}
 		if (o[how].verdict == POOLINTS_DONE) {
-			CHECK(nl && o[how].off == (size_t)(nl - text) + 1);
+			CHECK(onl && o[how].off == (size_t)(onl - o[how].line) + 1);
 			if (r != 1) {
 				check_fail(__FILE__, line,
 				           "fast path took a line the general one did not");
@@ -124,10 +162,11 @@ static int expect_at(int line, const char *text, size_t len, size_t n, int want,
 			if (vals)
 				CHECK(memcmp(out[how], vals, n * sizeof(int64_t)) == 0);
 		} else {
-			CHECK(o[how].off <= len && !memchr(text, '\n', o[how].off));
+			CHECK(o[how].off <= o[how].len && !memchr(o[how].line, '\n', o[how].off));
 			if (o[how].verdict == POOLINTS_MORE)
 				CHECK(!nl);
 		}
+		free(o[how].line);
 	}
 	return o[WHOLE].verdict;
 }
@@ -311,10 +350,11 @@ static void test_digit_runs(void)
 /* A million integers of every length, fed in pieces of up to 70,000 bytes. */
 static void test_big(void)
 {
-	size_t n = 1000000, i, cap = n * 18 + 64;
+	size_t n = 1000000, i, cap = n * 18 + 64, len;
 	char *text = malloc(cap), *p;
-	int64_t *want = malloc(n * sizeof(int64_t)), *got = malloc(n * sizeof(int64_t));
+	int64_t *want = malloc(n * sizeof(int64_t)), *got = malloc((n + 1) * sizeof(int64_t));
 	struct outcome o;
+	int how;
 
 	if (!text || !want || !got)
 		abort();
@@ -332,22 +372,110 @@ static void test_big(void)
 	}
 	p[-1] = ']';
 	p += sprintf(p, "}\n");
-	o = run(text, (size_t)(p - text), got, n, BIG_PIECES);
-	CHECK_INT(o.verdict, POOLINTS_DONE);
-	CHECK_INT(o.off, p - text);
-	CHECK(memcmp(got, want, n * sizeof(int64_t)) == 0);
+	len = (size_t)(p - text);
+	for (how = BIG_PIECES; how <= BIG_RETIRE; how++) {
+		memset(got, 0, n * sizeof(int64_t));
+		o = run(text, len, got, n, how);
+		CHECK_INT(o.verdict, POOLINTS_DONE);
+		CHECK(o.off == o.len && o.line[o.off - 1] == '\n');
+		CHECK(memcmp(got, want, n * sizeof(int64_t)) == 0);
+		CHECK(how == BIG_PIECES ? o.len == len : o.len < 1000000);
+		free(o.line);
+		/* one result short, one too many: the general path still refuses */
+		o = run(text, len, got, n - 1, how);
+		CHECK_INT(o.verdict, POOLINTS_SLOW);
+		CHECK(ref_of(&o, got, n - 1) == 0);
+		free(o.line);
+		o = run(text, len, got, n + 1, how);
+		CHECK_INT(o.verdict, POOLINTS_SLOW);
+		CHECK(ref_of(&o, got, n + 1) == 0);
+		free(o.line);
+	}
 	/* the general path on the same line */
 	memset(got, 0, n * sizeof(int64_t));
-	CHECK(poolints_ref_read(text, (size_t)(p - text - 1), ID, got, n) == 1);
+	CHECK(poolints_ref_read(text, len - 1, ID, got, n, 0) == 1);
 	CHECK(memcmp(got, want, n * sizeof(int64_t)) == 0);
-	/* one result short, one too many */
-	o = run(text, (size_t)(p - text), got, n - 1, BIG_PIECES);
-	CHECK_INT(o.verdict, POOLINTS_SLOW);
-	o = run(text, (size_t)(p - text), got, n + 1, BIG_PIECES);
-	CHECK_INT(o.verdict, POOLINTS_SLOW);
 	free(text);
 	free(want);
 	free(got);
+}
+
+/*
+ * 5,000 results with defect written before the one of index 4,000 (replacing
+ * it when replace is set): the reader drops the results before it and passes
+ * the line on; the general path then reads it from the right index: accept
+ * (1: the values, with the defect's) or fails as it does on the whole line,
+ * naming the same index (code: -POOL_EJOB or -POOL_EPROTO; at: the index or
+ * count it names).
+ */
+static void late_defect(int line, const char *defect, int replace, int accept, int code, size_t at)
+{
+	static char text[64000];
+	static int64_t got[5001];
+	size_t n = 5000, i, idx = 0;
+	struct json_span v, bad;
+	const char *msg, *nl;
+	char *p = text + sprintf(text, HEAD "[");
+	struct outcome o;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (i == 4000)
+			p += sprintf(p, "%s", defect);
+		if (i != 4000 || !replace)
+			p += sprintf(p, "%zu", i);
+		*p++ = i + 1 < n ? ',' : ']';
+	}
+	p += sprintf(p, "}\n");
+	o = run(text, (size_t)(p - text), got, n, RETIRE);
+	check_count++;
+	if (o.verdict != POOLINTS_SLOW || o.base < 3000)
+		check_fail(__FILE__, line, "verdict %s with %zu results dropped",
+		           verdict_name(o.verdict), o.base);
+	nl = memchr(o.line, '\n', o.len);
+	r = json_validate(o.line, nl, &v, &msg, &idx);
+	if (r == 0 && !accept && code == -POOL_EPROTO && at == SIZE_MAX) {
+		check_fail(__FILE__, line, "the line stayed valid JSON");
+	} else if (r == 0) {
+		struct json_iter it;
+		struct json_span k, val;
+
+		json_iter_init(&it, v);
+		while (json_object_next(&it, &k, &val) && !json_string_eq(k, "results"))
+			;
+		r = poolints_results(val, got + o.base, n - o.base, &idx, &bad);
+		if (accept) {
+			CHECK(r == 0);
+			for (i = 0; i < n && r == 0; i++)
+				if (got[i] != (int64_t)i)
+					break;
+			CHECK_INT(i, n);
+		} else {
+			CHECK_INT(r, code);
+			CHECK_INT(idx + o.base, at);
+		}
+	} else {
+		CHECK(at == SIZE_MAX); /* not valid JSON: not valid on the whole line either */
+	}
+	CHECK_INT(poolints_ref_read(text, (size_t)(strchr(text, '\n') - text), ID, got, n, 0),
+	          accept);
+	free(o.line);
+}
+
+static void test_late_defects(void)
+{
+	late_defect(__LINE__, " ", 0, 1, 0, 0);
+	late_defect(__LINE__, "\t\r ", 0, 1, 0, 0);
+	late_defect(__LINE__, "2.5", 1, 0, -POOL_EJOB, 4000);
+	late_defect(__LINE__, "1e3", 1, 0, -POOL_EJOB, 4000);
+	late_defect(__LINE__, "9007199254740993", 1, 0, -POOL_EJOB, 4000);
+	late_defect(__LINE__, "\"x\"", 1, 0, -POOL_EJOB, 4000);
+	late_defect(__LINE__, "[1]", 1, 0, -POOL_EJOB, 4000);
+	late_defect(__LINE__, "1,", 0, 0, -POOL_EPROTO, 5001);     /* one result too many */
+	late_defect(__LINE__, "]", 0, 0, -POOL_EPROTO, SIZE_MAX);  /* "[..,]": not JSON */
+	late_defect(__LINE__, " ]", 0, 0, -POOL_EPROTO, SIZE_MAX); /* "[.., ]": not JSON */
+	late_defect(__LINE__, ",", 0, 0, -POOL_EPROTO, SIZE_MAX);  /* "[..,,": not JSON */
+	late_defect(__LINE__, "01", 1, 0, -POOL_EPROTO, SIZE_MAX); /* a leading zero */
 }
 
 /* The request writer: the same text as printf, the items checked against +-2^53. */
@@ -435,6 +563,7 @@ int main(void)
 	test_shapes();
 	test_digit_runs();
 	test_big();
+	test_late_defects();
 	test_add_array();
 	test_add_array_big();
 	test_results();
