@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "digits.h"
 #include "poolclient.h"
 
 /* Items written per reservation: what an array over-reserves stays small. */
@@ -15,7 +16,7 @@
  * The eight-bytes-at-a-time element reader needs a little-endian machine;
  * POOLINTS_SCALAR forces the byte loop everywhere (the unit tests build both).
  */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(POOLINTS_SCALAR)
+#if DIGITS_SWAR && !defined(POOLINTS_SCALAR)
 #define POOLINTS_SWAR 1
 #else
 #define POOLINTS_SWAR 0
@@ -109,58 +110,31 @@ static int elem_scalar(const char *p, const char *end, int64_t *v, const char **
 #if POOLINTS_SWAR
 static const uint64_t powers10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 
-/* Eight bytes at p minus '0' each: a digit becomes its value 0..9. */
-static inline uint64_t load_digits(const char *p)
-{
-	uint64_t w;
-
-	memcpy(&w, p, 8);
-	return w - 0x3030303030303030ULL;
-}
-
-/*
- * The high bit of each byte of x (from load_digits) that was not a digit. A
- * borrow or carry only reaches the bytes after a non-digit, so the lowest
- * flagged byte is the first non-digit (as json.c's skip_digits).
- */
-static inline uint64_t non_digits(uint64_t x)
-{
-	return (x | (x + 0x7676767676767676ULL)) & 0x8080808080808080ULL;
-}
-
-/* The number whose eight digit values are the bytes of x, the first in the lowest byte. */
-static inline uint64_t digits8(uint64_t x)
-{
-	x = (x * 2561) >> 8;                                            /* pairs */
-	x = ((x & 0x00ff00ff00ff00ffULL) * 6553601) >> 16;              /* quads */
-	return ((x & 0x0000ffff0000ffffULL) * 42949672960001ULL) >> 32; /* eight */
-}
-
 /*
  * elem_scalar() when at least FAST_SPAN bytes are there: the digits eight at
- * a time, their value in three multiplications each. Never returns 0.
+ * a time (digits.h), their value in three multiplications each. Never
+ * returns 0.
  */
 static inline int elem_fast(const char *p, int64_t *v, const char **q)
 {
 	int neg = *p == '-';
-	uint64_t x, m, u;
+	uint64_t x, u;
 	unsigned len;
 
 	p += neg;
-	x = load_digits(p);
-	m = non_digits(x);
-	if (m & 0xff)
-		return -1; /* no digit at all */
-	if (m) {
-		len = (unsigned)__builtin_ctzll(m) >> 3; /* 1..7 */
-		u = digits8(x << (64 - 8 * len));
+	x = digits_load8(p);
+	len = digits_count8(x);
+	if (len == 0)
+		return -1;
+	if (len < 8) {
+		u = digits_value8(x, len);
 	} else {
-		uint64_t x2 = load_digits(p + 8), m2 = non_digits(x2);
-		unsigned len2 = m2 ? (unsigned)__builtin_ctzll(m2) >> 3 : 8;
+		uint64_t x2 = digits_load8(p + 8);
+		unsigned len2 = digits_count8(x2);
 
-		u = digits8(x); /* a 17th digit fails the check of the byte after */
+		u = digits_value8(x, 8); /* a 17th digit fails the check of the byte after */
 		if (len2)
-			u = u * powers10[len2] + digits8(x2 << (64 - 8 * len2));
+			u = u * powers10[len2] + digits_value8(x2, len2);
 		len = 8 + len2;
 	}
 	if ((len > 1 && p[0] == '0') || u > (uint64_t)JSON_INT_MAX ||
