@@ -173,6 +173,9 @@ static int not_int64(pool_client *c, size_t i, struct json_span bad, struct pool
 	return -POOL_EJOB;
 }
 
+/* Items of pool_map_int64() written per part of its request (up to ~170 KB). */
+#define SEND_ITEMS 8192
+
 /* map on int64s: the request written in place, the reply read as it arrives. */
 int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t n,
                    const struct pool_map_opts *opts, int64_t *results, struct pool_error *err)
@@ -180,8 +183,9 @@ int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t 
 	struct poolints_reader rd;
 	struct poolconn_reply rep;
 	struct json_span v, bad = {0};
+	struct poolconn_tx tx;
 	char tail[256];
-	size_t i = 0;
+	size_t i = 0, next;
 	int r;
 
 	if (!c || !fn || (n && (!items || !results)))
@@ -190,22 +194,34 @@ int pool_map_int64(pool_client *c, const char *fn, const int64_t *items, size_t 
 	if (opts && (opts->star || opts->collect))
 		return poolconn_error(err, POOL_EINVAL,
 		                      "pool_map_int64 takes neither star nor collect");
-	if (poolconn_begin(c, "map") < 0 || buf_adds(&c->req, ",\"fn\":") < 0 ||
-	    buf_add_json_string(&c->req, fn, strlen(fn)) < 0 || buf_adds(&c->req, ",\"args\":") < 0)
-		return poolconn_error(err, POOL_ENOMEM, "out of memory");
-	r = poolints_add_array(&c->req, items, n, &i);
-	if (r == -ERANGE) {
+	i = poolints_check_range(items, n);
+	if (i < n) {
 		r = poolconn_error(err, POOL_EINVAL, "item %zu (%" PRId64 ") is beyond +-2^53", i,
 		                   items[i]);
 		if (err)
 			err->index = i > LONG_MAX ? LONG_MAX : (long)i;
 		return r;
 	}
-	if (r < 0)
+	if (poolconn_begin(c, "map") < 0 || buf_adds(&c->req, ",\"fn\":") < 0 ||
+	    buf_add_json_string(&c->req, fn, strlen(fn)) < 0 ||
+	    buf_adds(&c->req, ",\"args\":[") < 0)
 		return poolconn_error(err, POOL_ENOMEM, "out of memory");
-	opts_tail(tail, sizeof(tail), opts, 1);
+	opts_tail(tail + 1, sizeof(tail) - 1, opts, 1);
+	tail[0] = ']';
 	poolints_init(&rd, c->cur_id, results, n);
-	r = poolconn_transact(c, "", 0, tail, &rep, &rd, err);
+	r = poolconn_tx_begin(c, &tx, err);
+	/* the items in parts: the request's text is never whole in memory */
+	for (i = 0; r == 0 && i < n; i = next) {
+		next = n - i > SEND_ITEMS ? i + SEND_ITEMS : n;
+		if (poolints_add_items(&c->req, items, i, next) < 0) {
+			poolconn_tx_abort(c, &tx);
+			return poolconn_error(err, POOL_ENOMEM, "out of memory");
+		}
+		if (next < n)
+			r = poolconn_tx_part(c, &tx, &rep, &rd, err);
+	}
+	if (r == 0)
+		r = poolconn_tx_end(c, &tx, "", 0, tail, &rep, &rd, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	/*

@@ -638,44 +638,96 @@ int poolconn_begin(pool_client *c, const char *op)
 	return buf_printf(&c->req, "{\"id\":%" PRId64 ",\"op\":\"%s\"", c->cur_id, op);
 }
 
-/* Send head + body + tail as one request line and wait for its reply. */
-int poolconn_transact(pool_client *c, const char *body, size_t body_len, const char *tail,
-                      struct poolconn_reply *rep, struct poolints_reader *fast,
-                      struct pool_error *err)
+int poolconn_tx_begin(pool_client *c, struct poolconn_tx *tx, struct pool_error *err)
+{
+	tx->until = poolconn_until(c);
+	tx->sent = 0;
+	if (c->broken)
+		return poolconn_error(err, POOL_EIO, "the connection failed earlier; reconnect");
+	if (c->stream)
+		return poolconn_error(err, POOL_EINVAL,
+		                      "a stream is open on this client; end or close it first");
+	return 0;
+}
+
+void poolconn_tx_abort(pool_client *c, struct poolconn_tx *tx)
+{
+	if (tx->sent) {
+		/* half a request line is out: only closing the connection ends it */
+		shutdown(c->fd, SHUT_RDWR);
+		c->broken = 1;
+	}
+}
+
+/*
+ * Send iov[0..n) as the next bytes of tx's request line: 0, or an error (a
+ * failed write waits for the daemon's reason; it is the call's answer when
+ * the line was whole, last, else the connection's end).
+ */
+static int send_part(pool_client *c, struct poolconn_tx *tx, struct iovec *iov, int n, int last,
+                     struct poolconn_reply *rep, struct poolints_reader *fast,
+                     struct pool_error *err)
+{
+	int r, sent;
+
+	r = send_all(c, iov, n, tx->until, &sent);
+	tx->sent |= sent;
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The daemon may have answered before closing: prefer its reason. */
+		c->broken = 1;
+		r = wait_reply(c, rep, fast, 0, err);
+		if (r >= 0 && !last)
+			return poolconn_error(err, POOL_EIO, "the daemon closed the connection");
+		return r;
+	}
+	if (r == -ETIMEDOUT) {
+		poolconn_tx_abort(c, tx);
+		return poolconn_error(err, POOL_ETIMEDOUT,
+		                      "the daemon did not read the request within the deadline "
+		                      "(%ld ms)%s",
+		                      c->deadline_ms,
+		                      tx->sent ? "; the connection was closed" : "");
+	}
+	if (r < 0) {
+		c->broken = 1;
+		return poolconn_error(err, POOL_EIO, "write: %s", strerror(-r));
+	}
+	return 0;
+}
+
+int poolconn_tx_part(pool_client *c, struct poolconn_tx *tx, struct poolconn_reply *rep,
+                     struct poolints_reader *fast, struct pool_error *err)
+{
+	struct iovec iov = {.iov_base = c->req.data, .iov_len = c->req.len};
+	int r = send_part(c, tx, &iov, 1, 0, rep, fast, err);
+
+	buf_reset(&c->req);
+	return r;
+}
+
+int poolconn_tx_end(pool_client *c, struct poolconn_tx *tx, const char *body, size_t body_len,
+                    const char *tail, struct poolconn_reply *rep, struct poolints_reader *fast,
+                    struct pool_error *err)
 {
 	struct iovec iov[3] = {
 	    {.iov_base = c->req.data, .iov_len = c->req.len},
 	    {.iov_base = (void *)(uintptr_t)body, .iov_len = body_len},
 	    {.iov_base = (void *)(uintptr_t)tail, .iov_len = strlen(tail)},
 	};
-	int64_t until = poolconn_until(c);
-	int r, sent;
+	int r = send_part(c, tx, iov, 3, 1, rep, fast, err);
 
-	if (c->broken)
-		return poolconn_error(err, POOL_EIO, "the connection failed earlier; reconnect");
-	if (c->stream)
-		return poolconn_error(err, POOL_EINVAL,
-		                      "a stream is open on this client; end or close it first");
-	r = send_all(c, iov, 3, until, &sent);
-	if (r == -EPIPE || r == -ECONNRESET) {
-		/* The daemon may have answered before closing: prefer its reason. */
-		c->broken = 1;
-		return wait_reply(c, rep, fast, 0, err);
-	}
-	if (r == -ETIMEDOUT) {
-		if (sent) {
-			/* half a request line is out: only closing the connection ends it */
-			shutdown(c->fd, SHUT_RDWR);
-			c->broken = 1;
-		}
-		return poolconn_error(err, POOL_ETIMEDOUT,
-		                      "the daemon did not read the request within the deadline "
-		                      "(%ld ms)%s",
-		                      c->deadline_ms, sent ? "; the connection was closed" : "");
-	}
-	if (r < 0) {
-		c->broken = 1;
-		return poolconn_error(err, POOL_EIO, "write: %s", strerror(-r));
-	}
-	return wait_reply(c, rep, fast, until, err);
+	if (r != 0 || c->broken)
+		return r;
+	return wait_reply(c, rep, fast, tx->until, err);
+}
+
+/* Send head + body + tail as one request line and wait for its reply. */
+int poolconn_transact(pool_client *c, const char *body, size_t body_len, const char *tail,
+                      struct poolconn_reply *rep, struct poolints_reader *fast,
+                      struct pool_error *err)
+{
+	struct poolconn_tx tx;
+	int r = poolconn_tx_begin(c, &tx, err);
+
+	return r < 0 ? r : poolconn_tx_end(c, &tx, body, body_len, tail, rep, fast, err);
 }

@@ -126,6 +126,24 @@ int poolconn_parse_reply(struct json_span line, struct poolconn_reply *rep, stru
                          struct pool_error *err);
 /* Start the next request in c->req: {"id":N, then ,"op":"OP" unless op is NULL. */
 int poolconn_begin(pool_client *c, const char *op);
+/* A request line being sent in parts. */
+struct poolconn_tx {
+	int64_t until; /* the call's deadline (ms, 0: none) */
+	int sent;      /* some of the line went out */
+};
+
+/* Start a request that is sent in parts: 0, or an error (a failed connection, a stream open). */
+int poolconn_tx_begin(pool_client *c, struct poolconn_tx *tx, struct pool_error *err);
+/* Send c->req as the next part of the line and empty it: 0 or an error (as poolconn_transact). */
+int poolconn_tx_part(pool_client *c, struct poolconn_tx *tx, struct poolconn_reply *rep,
+                     struct poolints_reader *fast, struct pool_error *err);
+/* Send c->req + body + tail, the line's end, and wait for the reply: as poolconn_transact. */
+int poolconn_tx_end(pool_client *c, struct poolconn_tx *tx, const char *body, size_t body_len,
+                    const char *tail, struct poolconn_reply *rep, struct poolints_reader *fast,
+                    struct pool_error *err);
+/* Give up a request between parts: a line partly sent closes the connection. */
+void poolconn_tx_abort(pool_client *c, struct poolconn_tx *tx);
+
 /*
  * Send c->req + body + tail as one request line and wait for its reply; an
  * ok:false reply becomes -POOL_EREQUEST or -POOL_EJOB with err filled. With

@@ -27,35 +27,53 @@
 
 enum { ST_HEAD, ST_FIRST, ST_ELEM, ST_TAIL };
 
-int poolints_add_array(struct buf *b, const int64_t *items, size_t n, size_t *bad)
+/* 1 when v is beyond +-2^53: both bounds in unsigned arithmetic, no branch. */
+static inline uint64_t beyond(int64_t v)
 {
-	size_t i = 0;
+	return (((uint64_t)JSON_INT_MAX - (uint64_t)v) | ((uint64_t)v + (uint64_t)JSON_INT_MAX)) >>
+	       63;
+}
 
-	if (buf_addc(b, '[') < 0)
-		return -ENOMEM;
-	while (i < n) {
-		size_t k = n - i < ADD_BLOCK ? n - i : ADD_BLOCK;
+size_t poolints_check_range(const int64_t *items, size_t n)
+{
+	size_t i, j;
+
+	/* blocks without a branch per item (the compiler vectorizes them), then the culprit */
+	for (i = 0; i < n; i += ADD_BLOCK) {
+		size_t end = n - i < ADD_BLOCK ? n : i + ADD_BLOCK;
+		uint64_t any = 0;
+
+		for (j = i; j < end; j++)
+			any |= beyond(items[j]);
+		if (any)
+			for (j = i; j < end; j++)
+				if (beyond(items[j]))
+					return j;
+	}
+	return n;
+}
+
+int poolints_add_items(struct buf *b, const int64_t *items, size_t from, size_t to)
+{
+	size_t i = from;
+
+	while (i < to) {
+		size_t k = to - i < ADD_BLOCK ? to - i : ADD_BLOCK;
 		char *p;
 
 		if (buf_reserve(b, k * (BUF_INT_MAX + 1)) < 0)
 			return -ENOMEM;
 		p = b->data + b->len;
 		for (; k > 0; k--, i++) {
-			int64_t v = items[i];
-
-			/* one comparison: v + 2^53 within [0, 2^54] */
-			if ((uint64_t)v + (uint64_t)JSON_INT_MAX > 2 * (uint64_t)JSON_INT_MAX) {
-				*bad = i;
-				return -ERANGE;
-			}
-			p = buf_fmt_int(p, v);
-			*p++ = ',';
+			*p = ',';
+			p += i != 0;
+			p = buf_fmt_int(p, items[i]);
 		}
 		b->len = (size_t)(p - b->data);
 	}
-	if (n > 0)
-		b->len--; /* the last comma */
-	return buf_addc(b, ']') < 0 ? -ENOMEM : 0;
+	if (b->data)
+		b->data[b->len] = '\0';
+	return 0;
 }
 
 void poolints_restart(struct poolints_reader *r)

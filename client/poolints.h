@@ -7,12 +7,14 @@
 #include "buf.h"
 #include "json.h"
 
+/* The index of the first of items[0..n) beyond +-2^53; n when none is. */
+size_t poolints_check_range(const int64_t *items, size_t n);
 /*
- * Append the JSON array of items[0..n) to b, each written in place (no
- * validation: the text is known good). Returns 0, -ENOMEM, or -ERANGE with
- * *bad the index of the first item beyond +-2^53 (b then holds part of it).
+ * Append items[from..to) of an array of integers within +-2^53 (checked
+ * before) to b, each after a ',' but the array's first (index 0), written in
+ * place (no validation: the text is known good). Returns 0 or -ENOMEM.
  */
-int poolints_add_array(struct buf *b, const int64_t *items, size_t n, size_t *bad);
+int poolints_add_items(struct buf *b, const int64_t *items, size_t from, size_t to);
 
 /* What poolints_feed() found in the bytes of a reply line so far. */
 enum poolints_verdict {

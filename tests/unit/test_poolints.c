@@ -478,41 +478,55 @@ static void test_late_defects(void)
 	late_defect(__LINE__, "01", 1, 0, -POOL_EPROTO, SIZE_MAX); /* a leading zero */
 }
 
-/* The request writer: the same text as printf, the items checked against +-2^53. */
-static void test_add_array(void)
+/* The request writer: the same text as printf, in parts too; the items checked against +-2^53. */
+static void test_add_items(void)
 {
 	static const int64_t items[] = {0,  -1, 1,    9007199254740992LL, -9007199254740992LL,
 	                                10, 99, -100, 123456789012345LL,  100000000};
+	static const int64_t beyond[] = {9007199254740993LL, -9007199254740993LL, INT64_MIN,
+	                                 INT64_MAX, INT64_MIN + 1};
+	size_t n = sizeof(items) / sizeof(items[0]), i, cut;
+	int64_t many[5000];
 	struct buf b = {0};
 	char want[512], *p = want;
-	int64_t one;
-	size_t i, bad = 99;
 
-	CHECK(poolints_add_array(&b, items, 0, &bad) == 0);
-	CHECK_STR(b.data, "[]");
-	buf_reset(&b);
-	CHECK(buf_adds(&b, "head:") == 0);
-	CHECK(poolints_add_array(&b, items, sizeof(items) / sizeof(items[0]), &bad) == 0);
+	CHECK(poolints_add_items(&b, items, 0, 0) == 0 && b.len == 0);
 	p += sprintf(p, "head:[");
-	for (i = 0; i < sizeof(items) / sizeof(items[0]); i++)
+	for (i = 0; i < n; i++)
 		p += sprintf(p, "%s%" PRId64, i ? "," : "", items[i]);
 	sprintf(p, "]");
-	CHECK_STR(b.data, want);
-	CHECK_INT(b.len, strlen(want));
-	one = 9007199254740993LL;
-	buf_reset(&b);
-	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
-	one = -9007199254740993LL;
-	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
-	one = INT64_MIN;
-	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
-	one = INT64_MAX;
-	CHECK(poolints_add_array(&b, &one, 1, &bad) == -ERANGE && bad == 0);
+	for (cut = 0; cut <= n; cut++) {
+		buf_reset(&b);
+		CHECK(buf_adds(&b, "head:[") == 0);
+		CHECK(poolints_add_items(&b, items, 0, cut) == 0);
+		CHECK(poolints_add_items(&b, items, cut, n) == 0);
+		CHECK(buf_addc(&b, ']') == 0);
+		CHECK_STR(b.data, want);
+		CHECK_INT(b.len, strlen(want));
+	}
+	CHECK_INT(poolints_check_range(items, n), n);
+	CHECK_INT(poolints_check_range(NULL, 0), 0);
+	for (i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
+		size_t at;
+
+		for (at = 0; at < 5000; at++)
+			many[at] = (int64_t)at * 1800000000000LL - 4500000000000000LL;
+		CHECK_INT(poolints_check_range(many, 5000), 5000);
+		for (at = 0; at < 5000; at += 1237) {
+			int64_t keep = many[at];
+
+			many[at] = beyond[i];
+			CHECK_INT(poolints_check_range(many, 5000), at);
+			many[4999] = beyond[i];
+			CHECK_INT(poolints_check_range(many, 5000), at);
+			many[at] = keep;
+		}
+	}
 	buf_free(&b);
 }
 
 /* Many blocks of items, each checked back through the general path. */
-static void test_add_array_big(void)
+static void test_add_items_big(void)
 {
 	size_t n = 10000, i, idx;
 	int64_t *items = malloc(n * sizeof(int64_t)), *back = malloc(n * sizeof(int64_t));
@@ -524,14 +538,12 @@ static void test_add_array_big(void)
 		abort();
 	for (i = 0; i < n; i++)
 		items[i] = (int64_t)(rnd() % (2 * (uint64_t)JSON_INT_MAX + 1)) - JSON_INT_MAX;
-	CHECK(poolints_add_array(&b, items, n, &idx) == 0);
+	CHECK_INT(poolints_check_range(items, n), n);
+	CHECK(buf_addc(&b, '[') == 0 && poolints_add_items(&b, items, 0, 4321) == 0 &&
+	      poolints_add_items(&b, items, 4321, n) == 0 && buf_addc(&b, ']') == 0);
 	CHECK(json_validate(b.data, b.data + b.len, &v, &msg, &idx) == 0);
 	CHECK(poolints_results(v, back, n, &idx, &bad) == 0);
 	CHECK(memcmp(items, back, n * sizeof(int64_t)) == 0);
-	items[n - 1] = JSON_INT_MAX + 1;
-	buf_reset(&b);
-	CHECK(poolints_add_array(&b, items, n, &idx) == -ERANGE);
-	CHECK_INT(idx, n - 1);
 	free(items);
 	free(back);
 	buf_free(&b);
@@ -564,8 +576,8 @@ int main(void)
 	test_digit_runs();
 	test_big();
 	test_late_defects();
-	test_add_array();
-	test_add_array_big();
+	test_add_items();
+	test_add_items_big();
 	test_results();
 	return check_exit("test_poolints");
 }
