@@ -427,47 +427,60 @@ static inline const char *skip_digits(const char *p, const char *end)
 }
 
 #ifdef JSON_SSE2
-/* Bits set in a 16-bit mask (x86-64's baseline has no popcnt instruction). */
-static inline unsigned popcount16(unsigned x)
+/* Bits set in a mask (x86-64's baseline has no popcnt instruction). */
+static inline unsigned popcount64(uint64_t x)
 {
-	x -= x >> 1 & 0x5555;
-	x = (x & 0x3333) + (x >> 2 & 0x3333);
-	x = (x + (x >> 4)) & 0x0f0f;
-	return (x + (x >> 8)) & 0x1f;
+	x -= x >> 1 & 0x5555555555555555ULL;
+	x = (x & 0x3333333333333333ULL) + (x >> 2 & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
 /*
- * At the start of an element of an array, with 16 bytes readable: the
- * length of the whole integer elements and their commas that the next 16
- * bytes hold, when every one of them is a valid integer literal (0: none, or
- * some byte needs the byte-wise scan, which then finds the same or says
- * what is wrong), *commas the bits of those commas. One bit per byte: an
- * element starts at bit 0 and after each comma; a '-' only there and before
- * a digit; a number's first digit 0 is not followed by a digit; no element
- * is empty.
+ * At the start of an element of an array, with 16 x blocks bytes readable
+ * (blocks 1 to 4): the length of the whole integer elements and their
+ * commas that those bytes hold, when every one of them is a valid integer
+ * literal (0: none, or some byte needs the byte-wise scan, which then finds
+ * the same or says what is wrong), *commas the bits of those commas. One
+ * bit per byte: an element starts at bit 0 and after each comma; a '-' only
+ * there and before a digit; a number's first digit 0 is not followed by a
+ * digit; no element is empty.
  */
-static inline unsigned int_block(const char *p, unsigned *commas)
+static inline unsigned int_block(const char *p, int blocks, uint64_t *commas)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	unsigned d = (unsigned)_mm_movemask_epi8(_mm_and_si128(
-	    _mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1))));
-	unsigned c = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
-	unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
-	unsigned z = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
-	unsigned other = ~(d | c | m) & 0xffff, range, starts, firsts;
+	uint64_t d = 0, c = 0, m = 0, z = 0, other, range, starts, firsts;
+	unsigned last;
+	int i;
 
+	for (i = 0; i < blocks; i++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+		/* digits move to -128..-119 and nothing else does */
+		__m128i dv = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x80 - '0')),
+		                            _mm_set1_epi8(-128 + 10));
+
+		d |= (uint64_t)(unsigned)_mm_movemask_epi8(dv) << 16 * i;
+		c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')))
+		     << 16 * i;
+		m |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')))
+		     << 16 * i;
+		z |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')))
+		     << 16 * i;
+	}
+	other = ~(d | c | m); /* bits past the blocks read are set: no byte there */
 	/* the commas before the first byte that is no digit, comma or '-' */
-	c &= other ? (1u << __builtin_ctz(other)) - 1 : 0xffff;
+	if (other)
+		c &= ((uint64_t)1 << __builtin_ctzll(other)) - 1;
 	if (!c)
 		return 0;
-	range = (2u << (31 - __builtin_clz(c))) - 1; /* up to the last of them */
+	last = 63 - (unsigned)__builtin_clzll(c);
+	range = last == 63 ? ~0ULL : ((uint64_t)2 << last) - 1; /* up to the last comma */
 	starts = (c << 1 | 1) & range;
 	firsts = (starts | m << 1) & d & range;
 	if ((starts & ~(d | m)) || (m & ~starts & range) || (m << 1 & range & ~d) ||
 	    ((firsts & z) << 1 & d))
 		return 0;
 	*commas = c;
-	return 32 - (unsigned)__builtin_clz(c);
+	return last + 1;
 }
 #endif
 
@@ -487,18 +500,21 @@ static const char *scan_int_run(struct json_scan *s, const char *p, const char *
 
 	for (;;) {
 #ifdef JSON_SSE2
-		unsigned k, cm, n;
+		uint64_t cm;
+		unsigned k, n;
 
-		while (end - p >= 16 && (k = int_block(p, &cm))) {
-			n = popcount16(cm);
+		while ((k = end - p >= 64   ? int_block(p, 4, &cm)
+		            : end - p >= 16 ? int_block(p, 1, &cm)
+		                            : 0)) {
+			n = popcount64(cm);
 			commas += n;
 			while (n >= left) {
 				size_t i;
 
 				for (i = 1; i < left; i++)
 					cm &= cm - 1; /* the left-th comma is due */
-				ix_mark(s,
-				        s->off + (size_t)(p - start) + (unsigned)__builtin_ctz(cm));
+				ix_mark(s, s->off + (size_t)(p - start) +
+				               (unsigned)__builtin_ctzll(cm));
 				cm &= cm - 1;
 				n -= (unsigned)left;
 				left = s->ix->stride;
