@@ -11,7 +11,7 @@ if [ $# -ne 2 ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 failed=0
-for t in fuzz_request fuzz_json fuzz_wire fuzz_ints; do
+for t in fuzz_request fuzz_json fuzz_wire fuzz_digits fuzz_ints; do
 	exe=$1/tests/fuzz/$t
 	if [ ! -x "$exe" ]; then
 		echo "FAIL $t: no fuzzer binary in $1 (configure with -Dfuzz=true and CC=clang)" >&2
