@@ -11,30 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccheck.h"
 #include "poolclient.h"
 
 #define P53 9007199254740992LL
-
-static int n_checks, n_failed;
-
-/* Count one check; print where and why when it failed. Returns cond. */
-static __attribute__((format(printf, 3, 4))) int check_at(int line, int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_checks++;
-	if (cond)
-		return 1;
-	n_failed++;
-	fprintf(stderr, "client_ints_test.c:%d: FAILED: ", line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 0;
-}
-
-#define CHECK(cond, ...) check_at(__LINE__, (cond), __VA_ARGS__)
 
 static void *xcalloc(size_t n)
 {
@@ -76,7 +56,7 @@ static void fails_with(int line, pool_client *c, const char *fn, const int64_t *
 	int64_t *got = xcalloc(n);
 	int r = pool_map_int64(c, fn, items, n, o, got, &e);
 
-	check_at(line,
+	check_at(__FILE__, line,
 	         r == -code && strcmp(e.code_name, name) == 0 && e.index == index &&
 	             (!in_message || strstr(e.message, in_message)),
 	         "%s: got %d %s index %ld \"%s\", want %d %s index %ld \"%s\"", fn, r, e.code_name,

@@ -12,28 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ccheck.h"
 #include "poolclient.h"
-
-static int n_checks, n_failed;
-
-/* Count one check; print where and why when it failed. Returns cond. */
-static __attribute__((format(printf, 3, 4))) int check_at(int line, int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_checks++;
-	if (cond)
-		return 1;
-	n_failed++;
-	fprintf(stderr, "client_lib_test.c:%d: FAILED: ", line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 0;
-}
-
-#define CHECK(cond, ...) check_at(__LINE__, (cond), __VA_ARGS__)
 
 /* Parse JSON text for inputs; aborts on a typo in this file. */
 static cJSON *js(const char *text)
