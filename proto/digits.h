@@ -65,13 +65,20 @@ static inline uint64_t digits_text8(uint32_t v)
 /* Longest integer literal digits_int_elem reads: 15 digits are always within 2^53. */
 #define DIGITS_ELEM_MAX 15
 
+/* JSON's whitespace. */
+static inline int digits_is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 /*
  * The next element of a validated JSON array being walked, p just after the
- * '[' or after the element before (spaces may follow it), when that element
- * is a plain integer literal: the comma, '-'? and 1 to 15 digits, then ','
- * or the end of the array (end: its ']'). Returns 1 with *x and *next (the
- * byte after the digits) set; 0 for anything else, left to a general reader.
- * Eight digits at a time where eight bytes can be read.
+ * '[' or after the element before, when that element is a plain integer
+ * literal: '-'? and 1 to 15 digits (no fraction or exponent), spaces around
+ * it and its comma allowed, then ',' or the end of the array (end: its ']').
+ * Returns 1 with *x and *next (the byte after the digits) set; 0 for anything
+ * else, left to a general reader. Eight digits at a time where eight bytes
+ * can be read.
  */
 static inline int digits_int_elem(const char *p, const char *end, int64_t *x, const char **next)
 {
@@ -80,9 +87,11 @@ static inline int digits_int_elem(const char *p, const char *end, int64_t *x, co
 	unsigned n;
 	int neg;
 
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+	while (p < end && digits_is_ws(*p))
 		p++;
 	if (p < end && *p == ',')
+		p++;
+	while (p < end && digits_is_ws(*p))
 		p++;
 	neg = p < end && *p == '-';
 	p += neg;
@@ -94,9 +103,13 @@ static inline int digits_int_elem(const char *p, const char *end, int64_t *x, co
 		while (p < end && (unsigned)(*p - '0') <= 9 && p - d < DIGITS_ELEM_MAX)
 			v = v * 10 + (*p++ - '0');
 	}
-	if (p == d || (p < end && *p != ','))
+	if (p == d)
+		return 0;
+	*next = p;
+	while (p < end && digits_is_ws(*p))
+		p++;
+	if (p < end && *p != ',')
 		return 0;
 	*x = neg ? -v : v;
-	*next = p;
 	return 1;
 }

@@ -53,8 +53,8 @@ struct poold_function {
 /*
  * An integer form (ABI 1.1): a faster way into a function of the table for
  * its commonest item, one integer. For an item of a map (not of a starmap or
- * an apply) that is an integer literal within +-2^53 written without spaces,
- * poold may call fn(x, &result) instead of the function. It returns 0 with
+ * an apply) that is an integer literal of at most 15 digits (no fraction or
+ * exponent), poold calls fn(x, &result) instead of the function. It returns 0 with
  * *result set, which must be within +-2^53 and the value the function would
  * append for x; or non-zero, and the function is called for that item as
  * usual (to fail it with a message, say). It gets no struct poold_call: it

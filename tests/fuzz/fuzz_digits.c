@@ -19,18 +19,24 @@ static int ref_elem(const char *p, const char *end, int64_t *x, const char **nex
 	int64_t v = 0;
 	int neg;
 
-	while (p < end && strchr(" \t\n\r", *p) && *p)
+	while (p < end && *p && strchr(" \t\n\r", *p))
 		p++;
 	if (p < end && *p == ',')
+		p++;
+	while (p < end && *p && strchr(" \t\n\r", *p))
 		p++;
 	neg = p < end && *p == '-';
 	p += neg;
 	for (d = p; p < end && *p >= '0' && *p <= '9' && p - d < DIGITS_ELEM_MAX; p++)
 		v = v * 10 + (*p - '0');
-	if (p == d || (p < end && *p != ','))
+	if (p == d)
+		return 0;
+	*next = p;
+	while (p < end && *p && strchr(" \t\n\r", *p))
+		p++;
+	if (p < end && *p != ',')
 		return 0;
 	*x = neg ? -v : v;
-	*next = p;
 	return 1;
 }
 

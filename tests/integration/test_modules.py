@@ -202,12 +202,13 @@ def test_int_forms():
         so = cf.module("intforms")
         cf.write(fn("halve", so) + fn("path", so) + fn("big", so))
         with Daemon(workers=2, args=["--config", cf.path]) as d, d.client() as c:
-            # path: 10x+1 from the form, 10x+2 from the function
+            # path: 10x+1 from the form (spaces around an integer are fine), 10x+2 from
+            # the function (16 digits, an exponent)
             line = ('{"id":1,"op":"map","fn":"path","args":[1,-2,0,-0, 3 ,4,'
                     '123456789012345,1000000000000000,1e2,5],"chunksize":3,"on_error":"collect"}\n')
             c.send_raw(line.encode())
             check_eq(c.recv_id(1).get("results"),
-                     [11, -19, 1, 1, 32, 41, 1234567890123451,
+                     [11, -19, 1, 1, 31, 41, 1234567890123451,
                       {"error": {"code": "out_of_range", "message": "integer result beyond 2^53"}},
                       {"error": {"code": "type_error",
                                  "message": "argument 1 must be an integer, not 1e2"}}, 51],
