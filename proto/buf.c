@@ -210,8 +210,9 @@ static inline char *digits32_back(char *p, uint32_t u)
 }
 
 /*
- * Up to 16 digits go eight at a time (digits.h): the first word is shifted so
- * that only its significant digits land at p, the second ends at the end.
+ * Up to 16 digits go eight (or sixteen, SSE2) at a time (digits.h): the first
+ * word is shifted so that only its significant digits land at p, the second
+ * ends at the end.
  * Longer values (beyond 2^53: never a result poold sends) are written from
  * their last digit, two digits per division, in 32-bit arithmetic.
  */
@@ -231,10 +232,12 @@ char *buf_fmt_int(char *p, int64_t v)
 		return end;
 	}
 	if (DIGITS_SWAR && n <= 16) {
-		w = digits_text8((uint32_t)(u / 100000000)) >> (8 * (16 - n));
+		uint64_t w2;
+
+		digits_text16(u, &w, &w2);
+		w >>= 8 * (16 - n);
 		memcpy(p, &w, 8);
-		w = digits_text8((uint32_t)(u % 100000000));
-		memcpy(end - 8, &w, 8);
+		memcpy(end - 8, &w2, 8);
 		return end;
 	}
 	p = end;

@@ -15,6 +15,14 @@
 #define DIGITS_SWAR 0
 #endif
 
+/* x86-64 converts sixteen digits at once with SSE2 (its baseline); DIGITS_SCALAR turns it off. */
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(DIGITS_SCALAR)
+#include <emmintrin.h>
+#define DIGITS_SSE2 1
+#else
+#define DIGITS_SSE2 0
+#endif
+
 /* The eight bytes at p as a little-endian word (any alignment). */
 static inline uint64_t digits_load8(const char *p)
 {
@@ -64,6 +72,52 @@ static inline uint64_t digits_text8(uint32_t v)
 
 /* Longest integer literal digits_int_elem reads: 15 digits are always within 2^53. */
 #define DIGITS_ELEM_MAX 15
+
+#if DIGITS_SSE2
+/*
+ * The eight digits of v < 10^8 as eight 16-bit lanes, the first in the lowest
+ * (Wojciech Mula's method): v / 10^4 and v % 10^4 by one multiplication,
+ * each copied into four lanes and divided by 10^3, 10^2, 10 and 1 with
+ * multiply-high by fixed-point reciprocals, then each lane less ten times
+ * the lane before it.
+ */
+static inline __m128i digits_lanes8(uint32_t v)
+{
+	const __m128i x = _mm_cvtsi32_si128((int)v);
+	const __m128i hi = _mm_srli_epi64(_mm_mul_epu32(x, _mm_set1_epi32((int)0xd1b71759)), 45);
+	const __m128i lo = _mm_sub_epi32(x, _mm_mul_epu32(hi, _mm_set1_epi32(10000)));
+	const __m128i v1 = _mm_slli_epi64(_mm_unpacklo_epi16(hi, lo), 2);
+	const __m128i v2 =
+	    _mm_unpacklo_epi32(_mm_unpacklo_epi16(v1, v1), _mm_unpacklo_epi16(v1, v1));
+	const __m128i v3 = _mm_mulhi_epu16(
+	    v2, _mm_setr_epi16(8389, 5243, 13108, -32768, 8389, 5243, 13108, -32768));
+	const __m128i v4 = _mm_mulhi_epu16(
+	    v3, _mm_setr_epi16(1 << 7, 1 << 11, 1 << 13, -32768, 1 << 7, 1 << 11, 1 << 13, -32768));
+	const __m128i v5 = _mm_slli_epi64(_mm_mullo_epi16(v4, _mm_set1_epi16(10)), 16);
+
+	return _mm_sub_epi16(v4, v5);
+}
+#endif
+
+/*
+ * The sixteen digits of u < 10^16 (leading zeros included) as ASCII in two
+ * words: *first the first eight, *second the last eight, each with its first
+ * digit in the lowest byte.
+ */
+static inline void digits_text16(uint64_t u, uint64_t *first, uint64_t *second)
+{
+	uint32_t hi = (uint32_t)(u / 100000000), lo = (uint32_t)(u % 100000000);
+#if DIGITS_SSE2
+	__m128i d = _mm_packus_epi16(digits_lanes8(hi), digits_lanes8(lo));
+
+	d = _mm_add_epi8(d, _mm_set1_epi8('0'));
+	*first = (uint64_t)_mm_cvtsi128_si64(d);
+	*second = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(d, d));
+#else
+	*first = digits_text8(hi);
+	*second = digits_text8(lo);
+#endif
+}
 
 /* JSON's whitespace. */
 static inline int digits_is_ws(char c)

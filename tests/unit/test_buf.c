@@ -258,6 +258,19 @@ static void test_digits(void)
 			check_fail(__FILE__, __LINE__, "digits_text8(%u) = %.8s", (unsigned)v,
 			           (const char *)&w);
 	}
+	for (round = 0; round < 200000; round++) {
+		uint64_t u = next_rand(&seed) % 10000000000000000ULL, w[2];
+		char want[24];
+
+		if (round < 2000) /* every place value, each digit */
+			u = (uint64_t)(round % 10) * (uint64_t)pow(10, round / 10 % 16);
+		digits_text16(u, &w[0], &w[1]);
+		snprintf(want, sizeof(want), "%016llu", (unsigned long long)u);
+		check_count++;
+		if (memcmp(w, want, 16) != 0)
+			check_fail(__FILE__, __LINE__, "digits_text16(%llu) = %.16s",
+			           (unsigned long long)u, (const char *)w);
+	}
 }
 
 /* buf_add_json_string over n bytes of s must give exactly want. */
