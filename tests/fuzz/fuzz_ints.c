@@ -32,91 +32,52 @@ static void die(const char *what)
 	abort();
 }
 
-struct outcome {
-	int verdict;
-	size_t off, base;
-	char *line; /* the line as the reader left it, the bytes not fed appended */
-	size_t len;
+/* Steps of a read that grow by cut-dependent amounts (cut 0: all at once). */
+struct cut_steps {
+	unsigned cut;
+	uint32_t seed;
 };
 
-/*
- * Feed text to a fresh reader, the bytes received growing by cut-dependent
- * steps (cut 0: all at once); with retire, the results read are dropped after
- * each step, as libpoolclient does. Short texts are fed from exact-size
- * copies, so that a read past the bytes received is caught by
- * AddressSanitizer. The caller frees o.line.
- */
-static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, unsigned cut,
-                          int retire)
+static size_t cut_step(void *ctx, size_t left)
 {
-	struct poolints_reader r;
-	struct outcome o = {POOLINTS_MORE, 0, 0, malloc(len + 1), 0};
-	uint32_t seed = cut * 2654435761u + 1;
-	size_t fed = 0;
+	struct cut_steps *c = ctx;
 
-	if (!o.line)
-		abort();
-	poolints_init(&r, ID, out, n);
-	while (o.verdict == POOLINTS_MORE && fed < len) {
-		size_t step = len - fed;
-
-		if (cut) {
-			seed = seed * 1103515245u + 12345u;
-			step = 1 + (seed >> 16) % (cut % 64 + 1);
-			step = len - fed < step ? len - fed : step;
-		}
-		memcpy(o.line + o.len, text + fed, step);
-		o.len += step;
-		fed += step;
-		if (o.len <= 4096) {
-			char *copy = malloc(o.len);
-
-			if (!copy)
-				abort();
-			memcpy(copy, o.line, o.len);
-			o.verdict = poolints_feed(&r, copy, o.len);
-			free(copy);
-		} else {
-			o.verdict = poolints_feed(&r, o.line, o.len);
-		}
-		if (o.verdict == POOLINTS_MORE && retire)
-			o.len -= poolints_retire(&r, o.line, o.len);
-	}
-	if (o.verdict != POOLINTS_MORE && o.verdict != POOLINTS_DONE && o.verdict != POOLINTS_SLOW)
-		die("unknown verdict");
-	memcpy(o.line + o.len, text + fed, len - fed);
-	o.len += len - fed;
-	o.off = r.off;
-	o.base = r.base;
-	return o;
+	if (!c->cut)
+		return left;
+	c->seed = c->seed * 1103515245u + 12345u;
+	return 1 + (c->seed >> 16) % (c->cut % 64 + 1);
 }
 
-/* The general path on the first line of o, results into out[o.base..n); -1: no newline. */
-static int ref_of(const struct outcome *o, int64_t *out, size_t n)
+/* poolints_ref_run with the steps of cut; with retire, results dropped as read. */
+static struct poolints_outcome run(const char *text, size_t len, int64_t *out, size_t n,
+                                   unsigned cut, int retire)
 {
-	const char *nl = memchr(o->line, '\n', o->len);
+	struct cut_steps c = {cut, cut * 2654435761u + 1};
+	struct poolints_outcome o = poolints_ref_run(text, len, ID, out, n, cut_step, &c, retire);
 
-	return nl ? poolints_ref_read(o->line, (size_t)(nl - o->line), ID, out, n, o->base) : -1;
+	if (o.verdict != POOLINTS_MORE && o.verdict != POOLINTS_DONE && o.verdict != POOLINTS_SLOW)
+		die("unknown verdict");
+	return o;
 }
 
 /* The reader against the general path on one reply line. */
 static void check_reader(const char *text, size_t len, size_t n, unsigned cut)
 {
 	int64_t out[3][MAXN], ref[MAXN], again[MAXN];
-	struct outcome o[3];
+	struct poolints_outcome o[3];
 	int i, r;
 
 	o[0] = run(text, len, out[0], n, 0, 0);
 	o[1] = run(text, len, out[1], n, cut, 0);
 	o[2] = run(text, len, out[2], n, cut, 1);
-	r = ref_of(&o[0], ref, n);
+	r = poolints_ref_first_line(&o[0], ID, ref, n);
 	for (i = 0; i < 3; i++) {
 		const char *nl = memchr(o[i].line, '\n', o[i].len);
 
 		if (o[i].verdict != o[0].verdict)
 			die("the verdict depends on how the bytes arrive");
 		memcpy(again, out[i], sizeof(again));
-		if (ref_of(&o[i], again, n) != r ||
+		if (poolints_ref_first_line(&o[i], ID, again, n) != r ||
 		    (r == 1 && memcmp(again, ref, n * sizeof(int64_t)) != 0))
 			die("the general path differs once results were dropped");
 		if (o[i].verdict == POOLINTS_DONE) {

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "json.h"
 #include "poolints.h"
@@ -39,4 +41,73 @@ static inline int poolints_ref_read(const char *line, size_t len, int64_t id, in
 	    !res.p || json_type(res) != JSON_ARRAY)
 		return 0;
 	return poolints_results(res, out + base, n - base, &off, &bad) == 0;
+}
+
+/* What a reader made of a text fed to it (poolints_ref_run). */
+struct poolints_outcome {
+	int verdict;
+	size_t off, base;
+	char *line; /* the line as the reader left it (poolints_retire()), the bytes not fed
+	               appended */
+	size_t len;
+};
+
+/*
+ * Feed text (len bytes) to a fresh reader for request id with n results into
+ * out, the bytes received growing by step(ctx, left) bytes at a time (1 to
+ * left), until it says DONE or SLOW or the text is all fed; with retire, the
+ * results read are dropped after each step, as libpoolclient does. Short
+ * lines are fed from exact-size copies, so that a read past the bytes
+ * received shows under AddressSanitizer. The caller frees o.line.
+ */
+static inline struct poolints_outcome poolints_ref_run(const char *text, size_t len, int64_t id,
+                                                       int64_t *out, size_t n,
+                                                       size_t (*step)(void *ctx, size_t left),
+                                                       void *ctx, int retire)
+{
+	struct poolints_reader r;
+	struct poolints_outcome o = {POOLINTS_MORE, 0, 0, malloc(len + 1), 0};
+	size_t fed = 0;
+
+	if (!o.line)
+		abort();
+	poolints_init(&r, id, out, n);
+	while (o.verdict == POOLINTS_MORE && fed < len) {
+		size_t k = step(ctx, len - fed);
+
+		k = k < 1 ? 1 : k > len - fed ? len - fed : k;
+		memcpy(o.line + o.len, text + fed, k);
+		o.len += k;
+		fed += k;
+		if (o.len <= 4096) {
+			char *copy = malloc(o.len);
+
+			if (!copy)
+				abort();
+			memcpy(copy, o.line, o.len);
+			o.verdict = poolints_feed(&r, copy, o.len);
+			free(copy);
+		} else {
+			o.verdict = poolints_feed(&r, o.line, o.len);
+		}
+		if (o.verdict == POOLINTS_MORE && retire)
+			o.len -= poolints_retire(&r, o.line, o.len);
+	}
+	memcpy(o.line + o.len, text + fed, len - fed);
+	o.len += len - fed;
+	o.off = r.off;
+	o.base = r.base;
+	return o;
+}
+
+/*
+ * The general path on the first line of o (-1: no newline), results into
+ * out[o.base..n): for a reader that dropped results, what libpoolclient reads.
+ */
+static inline int poolints_ref_first_line(const struct poolints_outcome *o, int64_t id,
+                                          int64_t *out, size_t n)
+{
+	const char *nl = memchr(o->line, '\n', o->len);
+
+	return nl ? poolints_ref_read(o->line, (size_t)(nl - o->line), id, out, n, o->base) : -1;
 }

@@ -31,75 +31,31 @@ static uint64_t rnd(void)
 
 enum { WHOLE, BYTES, PIECES, RETIRE, BIG_PIECES, BIG_RETIRE };
 
-struct outcome {
-	int verdict;
-	size_t off, base;
-	char *line; /* the line as the reader left it (poolints_retire()), the rest appended */
-	size_t len;
-};
+/* The size of the next piece for each way of feeding (rnd() for the random ones). */
+static size_t how_step(void *ctx, size_t left)
+{
+	int how = *(const int *)ctx;
+
+	return how == WHOLE                     ? left
+	       : how == BYTES                   ? 1
+	       : how == PIECES || how == RETIRE ? 1 + rnd() % 40
+	                                        : 1 + rnd() % 70000;
+}
 
 /*
  * Feed text (len bytes) to a reader for request ID with n results into out, as
- * the bytes would arrive in the given way, until it says DONE or SLOW or the
- * text is all fed; RETIRE and BIG_RETIRE drop the results read after each
- * piece, as libpoolclient does. Small texts are fed from an exact-size copy
- * each time, so that a read past the bytes received shows under
- * AddressSanitizer. The caller frees o.line.
+ * the bytes would arrive in the given way; RETIRE and BIG_RETIRE drop the
+ * results read after each piece, as libpoolclient does. The caller frees o.line.
  */
-static struct outcome run(const char *text, size_t len, int64_t *out, size_t n, int how)
+static struct poolints_outcome run(const char *text, size_t len, int64_t *out, size_t n, int how)
 {
-	struct poolints_reader r;
-	struct outcome o = {POOLINTS_MORE, 0, 0, malloc(len + 1), 0};
-	size_t fed = 0;
-
-	if (!o.line)
-		abort();
-	poolints_init(&r, ID, out, n);
-	while (o.verdict == POOLINTS_MORE && fed < len) {
-		size_t step = how == WHOLE                     ? len
-		              : how == BYTES                   ? 1
-		              : how == PIECES || how == RETIRE ? 1 + rnd() % 40
-		                                               : 1 + rnd() % 70000;
-
-		step = len - fed < step ? len - fed : step;
-		memcpy(o.line + o.len, text + fed, step);
-		o.len += step;
-		fed += step;
-		if (len < 4096) {
-			char *copy = malloc(o.len);
-
-			if (!copy)
-				abort();
-			memcpy(copy, o.line, o.len);
-			o.verdict = poolints_feed(&r, copy, o.len);
-			free(copy);
-		} else {
-			o.verdict = poolints_feed(&r, o.line, o.len);
-		}
-		if (o.verdict == POOLINTS_MORE && (how == RETIRE || how == BIG_RETIRE))
-			o.len -= poolints_retire(&r, o.line, o.len);
-	}
-	memcpy(o.line + o.len, text + fed, len - fed);
-	o.len += len - fed;
-	o.off = r.off;
-	o.base = r.base;
-	return o;
+	return poolints_ref_run(text, len, ID, out, n, how_step, &how,
+	                        how == RETIRE || how == BIG_RETIRE);
 }
 
 static const char *verdict_name(int v)
 {
 	return v == POOLINTS_DONE ? "DONE" : v == POOLINTS_SLOW ? "SLOW" : "MORE";
-}
-
-/*
- * The general path on the first line of o (-1: no newline), results into
- * out[o.base..n): for a reader that dropped results, what libpoolclient reads.
- */
-static int ref_of(const struct outcome *o, int64_t *out, size_t n)
-{
-	const char *nl = memchr(o->line, '\n', o->len);
-
-	return nl ? poolints_ref_read(o->line, (size_t)(nl - o->line), ID, out, n, o->base) : -1;
 }
 
 /*
@@ -117,7 +73,7 @@ static int expect_at(int line, const char *text, size_t len, size_t n, int want,
 {
 	static int64_t out[4][MAXN], refout[MAXN], dropout[MAXN];
 	const char *nl = memchr(text, '\n', len);
-	struct outcome o[4];
+	struct poolints_outcome o[4];
 	int how, r;
 
 	for (how = WHOLE; how <= RETIRE; how++) {
@@ -143,7 +99,7 @@ static int expect_at(int line, const char *text, size_t len, size_t n, int want,
 		const char *onl = memchr(o[how].line, '\n', o[how].len);
 
 		memcpy(dropout, out[how], sizeof(dropout));
-		if (ref_of(&o[how], dropout, n) != r ||
+		if (poolints_ref_first_line(&o[how], ID, dropout, n) != r ||
 		    (r == 1 && memcmp(dropout, refout, n * sizeof(int64_t)) != 0)) {
 			check_fail(__FILE__, line,
 			           "the general path differs after %zu results dropped",
@@ -353,7 +309,7 @@ static void test_big(void)
 	size_t n = 1000000, i, cap = n * 18 + 64, len;
 	char *text = malloc(cap), *p;
 	int64_t *want = malloc(n * sizeof(int64_t)), *got = malloc((n + 1) * sizeof(int64_t));
-	struct outcome o;
+	struct poolints_outcome o;
 	int how;
 
 	if (!text || !want || !got)
@@ -384,11 +340,11 @@ static void test_big(void)
 		/* one result short, one too many: the general path still refuses */
 		o = run(text, len, got, n - 1, how);
 		CHECK_INT(o.verdict, POOLINTS_SLOW);
-		CHECK(ref_of(&o, got, n - 1) == 0);
+		CHECK(poolints_ref_first_line(&o, ID, got, n - 1) == 0);
 		free(o.line);
 		o = run(text, len, got, n + 1, how);
 		CHECK_INT(o.verdict, POOLINTS_SLOW);
-		CHECK(ref_of(&o, got, n + 1) == 0);
+		CHECK(poolints_ref_first_line(&o, ID, got, n + 1) == 0);
 		free(o.line);
 	}
 	/* the general path on the same line */
@@ -416,7 +372,7 @@ static void late_defect(int line, const char *defect, int replace, int accept, i
 	struct json_span v, bad;
 	const char *msg, *nl;
 	char *p = text + sprintf(text, HEAD "[");
-	struct outcome o;
+	struct poolints_outcome o;
 	int r;
 
 	for (i = 0; i < n; i++) {
