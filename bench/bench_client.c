@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "floor.h"
 #include "poolclient.h"
 
@@ -95,43 +96,6 @@ static pool_client *xconnect(const char *sock)
 	if (!c)
 		die("connect %s: %s: %s", sock, e.code_name, e.message);
 	return c;
-}
-
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
-/* Write v in decimal at p, two digits per step; returns the end. */
-static char *fmt_i64(char *p, int64_t v)
-{
-	char tmp[24], *t = tmp + sizeof tmp;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	size_t n;
-
-	while (u >= 100) {
-		unsigned d = (unsigned)(u % 100) * 2;
-		u /= 100;
-		*--t = digit_pairs[d + 1];
-		*--t = digit_pairs[d];
-	}
-	if (u >= 10) {
-		*--t = digit_pairs[u * 2 + 1];
-		*--t = digit_pairs[u * 2];
-	} else {
-		*--t = (char)('0' + u);
-	}
-	if (v < 0)
-		*--t = '-';
-	n = (size_t)(tmp + sizeof tmp - t);
-	memcpy(p, t, n);
-	return p + n;
 }
 
 static const char *skip_ws(const char *p, const char *end)
@@ -303,7 +267,7 @@ static double apply_once(pool_client *c, int64_t x)
 	double t0, t;
 
 	*p++ = '[';
-	p = fmt_i64(p, x);
+	p = buf_fmt_int(p, x);
 	*p++ = ']';
 	t0 = now_s();
 	if (pool_apply_text(c, "square", args, (size_t)(p - args), NULL, &out, &rlen, &e) < 0)
@@ -363,7 +327,7 @@ static double spin_apply(pool_client *c, int64_t rounds, int64_t *h)
 	double t0 = now_s(), t;
 
 	*p++ = '[';
-	p = fmt_i64(p, rounds);
+	p = buf_fmt_int(p, rounds);
 	*p++ = ']';
 	if (pool_apply_text(c, "spin", args, (size_t)(p - args), NULL, &out, &rlen, &e) < 0)
 		die("apply spin(%" PRId64 "): %s: %s", rounds, e.code_name, e.message);
@@ -413,7 +377,7 @@ static int cmd_spin(char **argv)
 	spin_apply(c, rounds, &h);
 	*p++ = '[';
 	for (k = 0; k < items; k++) {
-		p = fmt_i64(p, rounds);
+		p = buf_fmt_int(p, rounds);
 		*p++ = ',';
 	}
 	p[-1] = ']';
@@ -533,7 +497,7 @@ static void *client_run(void *arg)
 
 		p = args;
 		*p++ = '[';
-		p = fmt_i64(p, x);
+		p = buf_fmt_int(p, x);
 		*p++ = ']';
 		out = NULL;
 		if (pool_apply_text(j->c, "square", args, (size_t)(p - args), NULL, &out, &rlen,
